@@ -1,0 +1,46 @@
+"""Celery settings shared by the worker, beat and the hub (which only enqueues).
+
+JSON only, at-least-once delivery, one message at a time per worker process.
+Broker and backend URLs come from the Flask config (HUB_BROKER_URL, REDIS_URL).
+"""
+
+import os
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+result_accept_content = ["json"]
+
+# At-least-once: ack after the work, requeue if the worker process dies mid-task.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+# Results live in SQL (the task record); Celery's own result backend stays quiet.
+task_ignore_result = True
+
+task_time_limit = int(os.environ.get("HUB_TASK_TIME_LIMIT") or 600)
+task_soft_time_limit = max(1, task_time_limit - 10)
+
+broker_connection_retry_on_startup = True
+broker_connection_timeout = 3
+# Fail an enqueue in about a second when the broker is down, so REST can answer 503.
+task_publish_retry_policy = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2,
+                             "interval_max": 0.3}
+worker_hijack_root_logger = False
+worker_send_task_events = False
+enable_utc = True
+timezone = "UTC"
+
+# Beat takes a Redis lock so exactly one scheduler runs; it keeps no pickle shelve.
+beat_scheduler = "tasks.beat:LockedScheduler"
+beat_max_loop_interval = 5
+
+beat_schedule: dict[str, dict[str, object]] = {}
+
+if (os.environ.get("HUB_ENV") or "development") == "development":
+    # A visible heartbeat for the dashboard's schedule feed.
+    beat_schedule["demo-heartbeat"] = {
+        "task": "demo.count",
+        "schedule": float(os.environ.get("HUB_DEV_HEARTBEAT_SECONDS") or 10),
+        "kwargs": {"schedule": "demo-heartbeat", "steps": 3, "delay": 0.2},
+    }

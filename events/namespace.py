@@ -1,0 +1,250 @@
+"""The Socket.IO namespace: connect auth, the personal channel, subscribe with recovery."""
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, request
+from flask_socketio import ConnectionRefusedError, Namespace
+
+from events.backend import Position
+from events.channels import may_subscribe, room, task_id_of, user_channel
+from events.limits import TokenBucket
+from events.publisher import current_publisher
+from events.tokens import TokenError, UserIdentity, verify
+
+log = logging.getLogger(__name__)
+
+Ack = dict[str, Any]
+# Returns the task record (the subscribe snapshot, with its owner in "user") or None.
+TaskLookup = Callable[[str], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class SocketSettings:
+    jwt_secret: str
+    max_subscriptions: int = 100
+    max_connections_per_user: int = 20
+    event_rate: float = 20.0
+    event_burst: float = 40.0
+    expiry_warning: int = 30
+    expiry_check_interval: float = 1.0
+
+
+@dataclass
+class Connection:
+    identity: UserIdentity
+    bucket: TokenBucket
+    subscriptions: set[str] = field(default_factory=set)
+    warned: bool = False
+
+
+def ok(**fields: Any) -> Ack:
+    return {"ok": True, **fields}
+
+
+def error(code: str, message: str) -> Ack:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+def parse_since(value: object) -> Position | None:
+    """`since` is {offset: int >= 0, epoch: str}; anything else is invalid."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("since must be an object {offset, epoch}")
+    offset, epoch = value.get("offset"), value.get("epoch")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValueError("since.offset must be a non-negative integer")
+    if not isinstance(epoch, str) or not 0 < len(epoch) <= 64:
+        raise ValueError("since.epoch must be a string")
+    return Position(offset, epoch)
+
+
+def iso_from_unix(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class HubNamespace(Namespace):
+    def __init__(
+        self, app: Flask, settings: SocketSettings, task_lookup: TaskLookup,
+        delivery_lock: AbstractContextManager[Any] | None = None, namespace: str = "/",
+    ) -> None:
+        super().__init__(namespace)
+        self.app = app  # background tasks (recovery, expiry) run outside any request
+        self.settings = settings
+        self.task_lookup = task_lookup
+        self.delivery_lock = delivery_lock or threading.Lock()
+        self.connections: dict[str, Connection] = {}
+        self.per_user: Counter[str] = Counter()
+        self._expiry_started = False
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        # Event names are dotted (notifications.read); handlers are on_<snake_case>.
+        handler = getattr(self, "on_" + event.replace(".", "_"), None)
+        if handler is None:
+            return error("not_found", f"unknown event {event!r}") if event != "disconnect" else None
+        try:
+            return self.socketio._handle_event(handler, event, self.namespace, *args)
+        except ConnectionRefusedError:
+            raise
+        except Exception as exc:
+            # A client gets an error ack, never silence; the cause goes to our log.
+            log.exception("socket event %s failed", event)
+            if event == "connect":
+                raise ConnectionRefusedError(
+                    {"code": "unavailable", "message": "the hub cannot serve you right now"}
+                ) from exc
+            return error("unavailable", "the hub cannot serve this right now; retry shortly")
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def on_connect(self, auth: Any = None) -> None:
+        auth = auth if isinstance(auth, dict) else {}
+        try:
+            identity = verify(self.settings.jwt_secret, auth.get("token"))
+            since = parse_since(auth.get("since"))
+        except TokenError as exc:
+            raise ConnectionRefusedError({"code": "unauthorized", "message": str(exc)}) from exc
+        except ValueError as exc:
+            raise ConnectionRefusedError({"code": "invalid", "message": str(exc)}) from exc
+        if self.per_user[identity.sub] >= self.settings.max_connections_per_user:
+            raise ConnectionRefusedError({
+                "code": "rate_limited",
+                "message": f"at most {self.settings.max_connections_per_user} connections per user",
+            })
+        sid = request.sid
+        bucket = TokenBucket(self.settings.event_rate, self.settings.event_burst)
+        self.connections[sid] = Connection(identity, bucket, {user_channel(identity.sub)})
+        self.per_user[identity.sub] += 1
+        self._start_expiry_loop()
+        channel = user_channel(identity.sub)
+        if since is None:
+            self.enter_room(sid, room(channel))
+        else:
+            # Missed publications go out once the connection is established, before live ones.
+            self.socketio.start_background_task(self._recover_personal, sid, channel, since)
+
+    def on_disconnect(self, reason: Any = None) -> None:
+        conn = self.connections.pop(request.sid, None)
+        if conn is not None:
+            self.per_user[conn.identity.sub] -= 1
+            if self.per_user[conn.identity.sub] <= 0:
+                del self.per_user[conn.identity.sub]
+
+    # -- client events -----------------------------------------------------------
+
+    def on_subscribe(self, data: Any = None) -> Ack:
+        conn, refusal = self._admit(data)
+        if conn is None:
+            return refusal
+        channel = data.get("channel")
+        try:
+            since = parse_since(data.get("since"))
+        except ValueError as exc:
+            return error("invalid", str(exc))
+        task_id = task_id_of(channel) if isinstance(channel, str) else None
+        snapshot = self.task_lookup(task_id) if task_id else None
+        decision = may_subscribe(
+            conn.identity.sub, conn.identity.channels, channel,
+            lambda _id: None if snapshot is None else (snapshot.get("user") or ""),
+        )
+        if not decision.allowed:
+            return error(decision.code, decision.message)
+        if channel not in conn.subscriptions and \
+                len(conn.subscriptions) >= self.settings.max_subscriptions:
+            return error("forbidden", f"at most {self.settings.max_subscriptions} subscriptions")
+        sid = request.sid
+        with self.delivery_lock:
+            recovery = current_publisher().recover(channel, since)
+            self.enter_room(sid, room(channel))
+        conn.subscriptions.add(channel)
+        ack = ok(
+            channel=channel, offset=recovery.position.offset, epoch=recovery.position.epoch,
+            recovered=recovery.recovered, publications=recovery.publications,
+        )
+        if task_id is not None:
+            ack["snapshot"] = self.task_lookup(task_id)
+        return ack
+
+    def on_unsubscribe(self, data: Any = None) -> Ack:
+        conn, refusal = self._admit(data)
+        if conn is None:
+            return refusal
+        channel = data.get("channel")
+        self.leave_room(request.sid, room(channel))
+        conn.subscriptions.discard(channel)
+        return ok()
+
+    def on_refresh(self, data: Any = None) -> Ack:
+        conn = self.connections.get(request.sid)
+        if conn is None:
+            return error("unauthorized", "not connected")
+        if not isinstance(data, dict):
+            return error("invalid", "payload must be an object {token}")
+        try:
+            identity = verify(self.settings.jwt_secret, data.get("token"))
+        except TokenError as exc:
+            return error("unauthorized", str(exc))
+        if identity.sub != conn.identity.sub:
+            return error("forbidden", "a refreshed token must be for the same user")
+        conn.identity = identity
+        conn.warned = False
+        return ok(expires_at=iso_from_unix(identity.exp))
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _admit(self, data: Any) -> tuple[Connection | None, Ack]:
+        """The checks every channel event shares: connected, rate, payload shape."""
+        conn = self.connections.get(request.sid)
+        if conn is None:
+            return None, error("unauthorized", "not connected")
+        if not conn.bucket.take():
+            return None, error("rate_limited", "too many events; slow down")
+        if not isinstance(data, dict) or not isinstance(data.get("channel"), str):
+            return None, error("invalid", "payload must be an object with a channel")
+        return conn, ok()
+
+    def send_direct(self, sid: str, event: str, data: Any) -> None:
+        """A message for one connection only, never through the queue (recovery, expiry)."""
+        self.socketio.server.emit(event, data, to=sid, namespace=self.namespace,
+                                  ignore_queue=True)
+
+    def _recover_personal(self, sid: str, channel: str, since: Position) -> None:
+        server = self.socketio.server
+        for _ in range(500):  # the CONNECT packet goes out right after on_connect returns
+            if sid not in self.connections or server.manager.is_connected(sid, self.namespace):
+                break
+            self.socketio.sleep(0.01)
+        if sid not in self.connections:
+            return
+        with self.app.app_context(), self.delivery_lock:
+            recovery = current_publisher().recover(channel, since)
+            for publication in recovery.publications:
+                self.send_direct(sid, publication["type"], publication)
+            server.enter_room(sid, room(channel), namespace=self.namespace)
+
+    def _start_expiry_loop(self) -> None:
+        if not self._expiry_started:
+            self._expiry_started = True
+            self.socketio.start_background_task(self._expiry_loop)
+
+    def _expiry_loop(self) -> None:
+        while True:
+            self.socketio.sleep(self.settings.expiry_check_interval)
+            now = time.time()
+            for sid, conn in list(self.connections.items()):
+                if now >= conn.identity.exp:
+                    self.socketio.server.disconnect(sid, namespace=self.namespace)
+                elif not conn.warned and now >= conn.identity.exp - self.settings.expiry_warning:
+                    conn.warned = True
+                    self.send_direct(sid, "token.expiring",
+                                     {"expires_at": iso_from_unix(conn.identity.exp)})
+
+

@@ -1,0 +1,65 @@
+"""publish(): the one way anything reaches a client."""
+
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app
+
+from events.backend import Envelope, HistoryBackend, Position, Recovery
+from events.channels import is_valid_channel, room
+
+
+class PublishError(ValueError):
+    """The publication is not acceptable (bad channel, too large, not JSON)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def now_iso() -> str:
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+class Publisher:
+    """Builds the SPEC envelope once and hands it to the history backend."""
+
+    def __init__(self, backend: HistoryBackend, max_bytes: int) -> None:
+        self.backend = backend
+        self.max_bytes = max_bytes
+
+    def publish(
+        self, channel: str, event_type: str, data: Any, *, trace_id: str | None = None
+    ) -> Envelope:
+        if not is_valid_channel(channel):
+            raise PublishError("invalid", f"invalid channel name {channel!r}")
+        body = {
+            "channel": channel, "type": event_type, "data": data,
+            "ts": now_iso(), "trace_id": trace_id or secrets.token_hex(8),
+        }
+        try:
+            tail = json.dumps(body, separators=(",", ":"), ensure_ascii=False)[1:]
+        except (TypeError, ValueError) as exc:
+            raise PublishError("invalid", f"data is not JSON: {exc}") from exc
+        if len(tail.encode()) > self.max_bytes:
+            raise PublishError("too_large", f"publication exceeds {self.max_bytes} bytes")
+        position = self.backend.append(channel, room(channel), event_type, tail)
+        return {"offset": position.offset, "epoch": position.epoch, **body}
+
+    def recover(self, channel: str, since: Position | None, limit: int = 0) -> Recovery:
+        return self.backend.recover(channel, since, limit)
+
+
+EXTENSION = "hub.publisher"
+
+
+def current_publisher() -> Publisher:
+    return current_app.extensions[EXTENSION]
+
+
+def publish(channel: str, event_type: str, data: Any, *, trace_id: str | None = None) -> Envelope:
+    """Publish through the current app's publisher (web, worker and beat alike)."""
+    return current_publisher().publish(channel, event_type, data, trace_id=trace_id)

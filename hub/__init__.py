@@ -1,0 +1,82 @@
+"""Hub: create_app() is the composition root; only run.py and tasks/worker.py call it."""
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import redis
+from flask import Flask
+from flask_migrate import Migrate
+from flask_smorest import Api
+from sqlalchemy import event
+
+from events import EXTENSION, MemoryBackend, Publisher, RedisBackend
+from hub.config import load_config
+from models import db
+
+MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The hub, worker and beat write one file: WAL lets readers and a writer coexist.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    settings = load_config(os.environ, config)
+    os.makedirs(settings["INSTANCE_DIR"], exist_ok=True)
+    app = Flask(__name__, instance_path=settings["INSTANCE_DIR"])
+    app.config.update(settings)
+
+    db.init_app(app)
+    Migrate(app, db, directory=MIGRATIONS)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            event.listen(db.engine, "connect", _sqlite_pragmas)
+
+    client = redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=5,
+                                  socket_connect_timeout=3, health_check_interval=30)
+    app.extensions["hub.redis"] = client
+    if app.config["HUB_HISTORY_BACKEND"] == "memory":
+        backend: Any = MemoryBackend(app.config["HUB_HISTORY_SIZE"], app.config["HUB_HISTORY_TTL"])
+    else:
+        backend = RedisBackend(client, app.config["HUB_HISTORY_SIZE"],
+                               app.config["HUB_HISTORY_TTL"],
+                               mq_channel=f"{app.config['HUB_REDIS_PREFIX']}:socketio",
+                               prefix=app.config["HUB_REDIS_PREFIX"])
+    app.extensions[EXTENSION] = Publisher(backend, app.config["HUB_MAX_MESSAGE_BYTES"])
+
+    from hub.rate_limit import RateLimiter
+
+    limiter_client = None if app.config["TESTING"] and backend.__class__ is MemoryBackend \
+        else client
+    app.extensions["hub.rate_limiter"] = RateLimiter(
+        limiter_client, app.config["HUB_REST_RATE"], app.config["HUB_REDIS_PREFIX"])
+
+    from tasks.celery_app import celery_init_app
+
+    celery_init_app(app)
+
+    from hub import cli, errors
+
+    cli.init_app(app)
+    api = Api(app)
+    from hub.api import health, me, publish, schedules, tasks, tokens
+
+    for blueprint in (tasks.blp, tokens.blp, publish.blp, schedules.blp, me.blp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(health.bp)
+    errors.init_app(app)
+
+    if app.config["HUB_PROCESS"] == "web":
+        from hub import dashboard
+        from hub.realtime import init_realtime
+
+        init_realtime(app, backend)
+        app.register_blueprint(dashboard.bp)
+    return app

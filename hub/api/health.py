@@ -1,0 +1,60 @@
+"""Liveness, readiness and Prometheus metrics (no auth: they reveal no data)."""
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app
+from sqlalchemy import text
+
+from events import current_publisher
+from models import db
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def readiness() -> dict[str, bool]:
+    checks: dict[str, bool] = {}
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["database"] = True
+    except Exception:
+        checks["database"] = False
+    try:
+        checks["redis"] = current_publisher().backend.ping()
+    except Exception:
+        checks["redis"] = False
+    manager = current_app.extensions.get("hub.manager")
+    if manager is not None:
+        checks["listener"] = manager.listening()
+    return checks
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[dict[str, Any], int]:
+    checks = readiness()
+    ready = all(checks.values())
+    return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    namespace = current_app.extensions.get("hub.namespace")
+    connections = len(namespace.connections) if namespace else 0
+    subscriptions = sum(len(c.subscriptions) for c in namespace.connections.values()) \
+        if namespace else 0
+    lines = [
+        "# HELP hub_connections Socket.IO connections on this hub process.",
+        "# TYPE hub_connections gauge",
+        f"hub_connections {connections}",
+        "# HELP hub_subscriptions Channel subscriptions on this hub process.",
+        "# TYPE hub_subscriptions gauge",
+        f"hub_subscriptions {subscriptions}",
+        "# HELP hub_ready Whether a dependency check passes (1) or not (0).",
+        "# TYPE hub_ready gauge",
+    ]
+    lines += [f'hub_ready{{check="{name}"}} {int(ok)}' for name, ok in readiness().items()]
+    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")

@@ -1,0 +1,106 @@
+"""Task REST: trigger, follow, list, cancel; the catalogue of task types."""
+
+from typing import Any
+
+from flask import g, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from hub.auth import require_scope
+from hub.errors import fail
+from models import Task, db
+from models.schemas import (
+    TaskCreateSchema,
+    TaskPageSchema,
+    TaskQuerySchema,
+    TaskRecordSchema,
+    TaskTypeSchema,
+)
+from tasks import lifecycle
+from tasks.registry import describe
+
+blp = Blueprint("tasks", __name__, url_prefix="/api/v1",
+                description="Trigger background tasks and follow their lifecycle")
+
+
+def find_or_404(task_id: str) -> Task:
+    task = lifecycle.get_task(task_id)
+    if task is None:
+        fail(404, f"no task {task_id}")
+    return task
+
+
+def task_page(query: dict[str, Any], **where: Any) -> dict[str, Any]:
+    """Newest first; `cursor` is the last seen item's position (an integer)."""
+    statement = select(Task).order_by(Task.seq.desc()).limit(query["limit"] + 1)
+    for column in ("user", "state", "name"):
+        value = where.get(column, query.get(column))
+        if value is not None:
+            statement = statement.where(getattr(Task, column) == value)
+    if query.get("cursor") is not None:
+        statement = statement.where(Task.seq < query["cursor"])
+    rows = list(db.session.scalars(statement))
+    more = len(rows) > query["limit"]
+    rows = rows[: query["limit"]]
+    return {"items": [t.to_record() for t in rows],
+            "next_cursor": rows[-1].seq if more and rows else None}
+
+
+@blp.route("/tasks")
+class Tasks(MethodView):
+    @require_scope("tasks")
+    @blp.arguments(TaskCreateSchema)
+    @blp.response(202, TaskRecordSchema)
+    @blp.alt_response(200, schema=TaskRecordSchema,
+                      description="Same idempotency key: the first task")
+    def post(self, body: dict[str, Any]) -> Any:
+        """Trigger a task"""
+        try:
+            task, created = lifecycle.submit(body["name"], body["args"], body["user"],
+                                             g.service.id, body["idempotency_key"])
+        except lifecycle.UnknownTask:
+            fail(422, "unknown task name", errors={
+                "name": [f"no task {body['name']!r}; GET /api/v1/task-types lists them"]})
+        except lifecycle.ArgsInvalid as exc:
+            fail(422, "invalid task arguments", errors={"args": exc.errors})
+        location = url_for("tasks.TaskById", task_id=task.id)
+        return task.to_record(), 202 if created else 200, {"Location": location}
+
+    @require_scope("tasks")
+    @blp.arguments(TaskQuerySchema, location="query")
+    @blp.response(200, TaskPageSchema)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """List tasks, newest first"""
+        return task_page(query)
+
+
+@blp.route("/tasks/<string:task_id>")
+class TaskById(MethodView):
+    @require_scope("tasks")
+    @blp.response(200, TaskRecordSchema)
+    def get(self, task_id: str) -> dict[str, Any]:
+        """Get a task record"""
+        return find_or_404(task_id).to_record()
+
+
+@blp.route("/tasks/<string:task_id>/cancel")
+class CancelTask(MethodView):
+    @require_scope("tasks")
+    @blp.response(202, TaskRecordSchema)
+    def post(self, task_id: str) -> dict[str, Any]:
+        """Cancel a task (terminates it if running)"""
+        task = find_or_404(task_id)
+        cancelled = lifecycle.cancel(task_id)
+        if cancelled is None:
+            fail(409, f"task {task_id} already ended ({lifecycle.get_task(task.id).state})")
+        return cancelled.to_record()
+
+
+@blp.route("/task-types")
+class TaskTypes(MethodView):
+    @require_scope("tasks")
+    @blp.response(200, TaskTypeSchema(many=True))
+    def get(self) -> list[dict[str, Any]]:
+        """List triggerable task types and their argument schemas"""
+        return describe()

@@ -1,0 +1,137 @@
+"""`python run.py`: the whole system as child processes, with prefixed logs and a clean stop."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from hub.config import load_config
+from hub.embedded import EmbeddedRedis
+
+ROLES = ("web", "worker", "beat")
+RUN_PY = str(Path(__file__).resolve().parent.parent / "run.py")
+
+
+def prepare_database() -> str | None:
+    """Migrate, and in development make sure a service key exists; returns that key."""
+    from flask_migrate import upgrade
+
+    from hub import create_app
+    from hub.auth import create_service
+    from models import Service, db
+
+    app = create_app({"HUB_PROCESS": "cli"})
+    with app.app_context():
+        upgrade()
+        if app.config["HUB_ENV"] != "development":
+            return None
+        key_file = Path(app.instance_path) / "dev-service-key"
+        if key_file.exists():
+            return key_file.read_text().strip()
+        name = "dev"
+        if db.session.scalar(db.select(Service).where(Service.name == name)) is not None:
+            name = f"dev-{int(time.time())}"
+        _, key = create_service(name, ["tasks", "notify", "publish", "tokens", "admin"])
+        key_file.write_text(key + "\n")
+        key_file.chmod(0o600)
+        return key
+
+
+def forward(prefix: str, stream: "subprocess.IO[bytes]") -> None:
+    for line in iter(stream.readline, b""):
+        sys.stdout.write(f"{prefix:>7} | {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+def wait_ready(url: str, children: dict[str, subprocess.Popen[bytes]], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children.values()):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def stop(children: dict[str, subprocess.Popen[bytes]], grace: float = 15.0) -> None:
+    """SIGTERM every child's process group, wait, then SIGKILL what is left."""
+    for child in children.values():
+        if child.poll() is None:
+            try:
+                os.killpg(child.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + grace
+    for child in children.values():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for child in children.values():
+        try:
+            os.killpg(child.pid, signal.SIGKILL)  # also reaps worker pool processes
+        except ProcessLookupError:
+            pass
+        child.wait()
+
+
+def run_all() -> int:
+    config = load_config()
+    instance = Path(config["INSTANCE_DIR"])
+    instance.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, HUB_INSTANCE_DIR=str(instance), PYTHONUNBUFFERED="1")
+    redis_server = None
+    if not os.environ.get("REDIS_URL"):
+        redis_server = EmbeddedRedis(instance / "redis")
+        env["REDIS_URL"] = redis_server.start()
+        os.environ["REDIS_URL"] = env["REDIS_URL"]
+        print(f"embedded Redis on {env['REDIS_URL']} (data in {instance / 'redis'})", flush=True)
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        key = prepare_database()
+        for role in ROLES:
+            child = subprocess.Popen([sys.executable, RUN_PY, role], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+            children[role] = child
+            threading.Thread(target=forward, args=(role, child.stdout), daemon=True).start()
+        base = f"http://{config['HUB_HOST']}:{config['HUB_PORT']}"
+        if not wait_ready(f"{base}/readyz", children, timeout=90):
+            print("Hub did not become ready; stopping.", flush=True)
+            return 1
+        print(f"\nHub is ready.\n  dashboard: {base}/\n  API docs:  {base}/api/docs", flush=True)
+        if key:
+            print(f"  service key (development): {key}\n  try: curl -X POST {base}/api/v1/tasks "
+                  f"-H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
+                  "-d '{\"name\": \"demo.count\", \"args\": {\"steps\": 10}, \"user\": \"alice\"}'",
+                  flush=True)
+        print("Press Ctrl-C to stop.\n", flush=True)
+        while not stopping.is_set():
+            for role, child in children.items():
+                if child.poll() is not None:
+                    print(f"{role} exited with {child.returncode}; stopping.", flush=True)
+                    return 1
+            stopping.wait(0.5)
+        return 0
+    finally:
+        print("stopping...", flush=True)
+        stop(children)
+        if redis_server is not None:
+            redis_server.stop()
+        print("stopped.", flush=True)

@@ -1,0 +1,70 @@
+"""The web process's Socket.IO server: transport, message queue, namespace."""
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from events import MemoryBackend
+from events.manager import HubRedisManager, local_deliver
+from events.namespace import HubNamespace, SocketSettings
+from tasks.lifecycle import task_record
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class StripWebSocketExtensions:
+    """Decline permessage-deflate: accepting the browser's offer costs ~3x CPU per delivery
+    and ~100 KB per connection, for small JSON messages that barely compress."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+        return self.app(environ, start_response)
+
+
+def init_realtime(app: Flask, backend: object) -> SocketIO:
+    config = app.config
+    options: dict[str, Any] = {
+        "async_mode": config["HUB_ASYNC_MODE"],
+        "cors_allowed_origins": config["HUB_CORS_ORIGINS"] or None,  # None: same origin only
+        "max_http_buffer_size": config["HUB_MAX_MESSAGE_BYTES"],
+        "manage_session": False,
+        "logger": False,
+        "engineio_logger": False,
+    }
+    socketio = SocketIO()
+    if isinstance(backend, MemoryBackend):
+        lock: Any = threading.Lock()
+        manager = None
+    else:
+        manager = HubRedisManager(config["REDIS_URL"],
+                                  channel=f"{config['HUB_REDIS_PREFIX']}:socketio")
+        options["client_manager"] = manager
+        lock = manager.delivery_lock
+    socketio.init_app(app, **options)
+    if isinstance(backend, MemoryBackend):
+        backend.deliver = local_deliver(socketio.server)
+    settings = SocketSettings(
+        jwt_secret=config["HUB_JWT_SECRET"],
+        max_subscriptions=config["HUB_MAX_SUBSCRIPTIONS"],
+        max_connections_per_user=config["HUB_MAX_CONNECTIONS_PER_USER"],
+        event_rate=config["HUB_SOCKET_RATE"],
+        event_burst=config["HUB_SOCKET_RATE"] * 2,
+        expiry_check_interval=config["HUB_TOKEN_CHECK_SECONDS"],
+    )
+    namespace = HubNamespace(app, settings, task_record, delivery_lock=lock)
+    socketio.on_namespace(namespace)
+    if not config["HUB_WS_COMPRESSION"]:
+        app.wsgi_app = StripWebSocketExtensions(app.wsgi_app)  # type: ignore[method-assign]
+    if manager is not None:
+        # Listen from boot, not from the first connection: readiness depends on it.
+        socketio.server.manager_initialized = True
+        manager.initialize()
+    app.extensions["hub.manager"] = manager
+    app.extensions["hub.namespace"] = namespace
+    return socketio

@@ -1,0 +1,76 @@
+"""Hub's launcher.
+
+    python run.py              the whole system on embedded defaults: SQLite, an embedded
+                               Redis, the hub, one worker and beat, logs prefixed
+    python run.py web          the hub (REST, Socket.IO, dashboard) only
+    python run.py worker       a Celery worker (prefork pool)
+    python run.py beat         the Celery beat scheduler
+
+REDIS_URL and DATABASE_URL switch to external services.
+"""
+
+import os
+import sys
+import warnings
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def patch_for_async_mode() -> str:
+    """The web process picks its async library once, before anything opens a socket."""
+    mode = os.environ.get("HUB_ASYNC_MODE") or "eventlet"
+    if mode == "eventlet":
+        os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")  # psycopg 3 under eventlet
+        # The design card chose eventlet; gevent is the supported way out (HUB_ASYNC_MODE).
+        warnings.filterwarnings("ignore", message="\\s*Eventlet is deprecated")
+        import eventlet
+
+        eventlet.monkey_patch()
+    elif mode == "gevent":
+        from gevent import monkey
+
+        monkey.patch_all()
+    return mode
+
+
+def web() -> None:
+    mode = patch_for_async_mode()
+    from hub import create_app
+
+    app = create_app({"HUB_PROCESS": "web"})
+    options: dict[str, object] = {"log_output": False}
+    if mode == "eventlet":
+        options["max_size"] = int(os.environ.get("HUB_MAX_CONNECTIONS") or 100_000)
+    if mode == "threading":
+        options["allow_unsafe_werkzeug"] = True
+    app.extensions["socketio"].run(app, host=app.config["HUB_HOST"],
+                                   port=app.config["HUB_PORT"], **options)
+
+
+def celery(role: str) -> None:
+    argv = [sys.executable, "-m", "celery", "-A", "tasks", role, "--loglevel",
+            os.environ.get("HUB_LOG_LEVEL", "INFO")]
+    if role == "worker":
+        argv += ["--pool", "prefork",
+                 "--concurrency", os.environ.get("HUB_WORKER_CONCURRENCY") or "2"]
+    # Celery imports `tasks` and `celeryconfig` from the project root, wherever we run.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
+    os.execv(sys.executable, argv + sys.argv[2:])
+
+
+def main() -> None:
+    role = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if role == "web":
+        web()
+    elif role in ("worker", "beat"):
+        celery(role)
+    elif role == "all":
+        from hub.launcher import run_all
+
+        sys.exit(run_all())
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

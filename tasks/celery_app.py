@@ -1,0 +1,39 @@
+"""The Celery app, bound to the Flask app: every task runs inside an app context."""
+
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_process_init
+from flask import Flask
+
+from models import db
+
+
+def celery_init_app(app: Flask) -> Celery:
+    class FlaskTask(Task):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object("celeryconfig")
+    celery_app.conf.update(
+        broker_url=app.config["HUB_BROKER_URL"],
+        result_backend=app.config["REDIS_URL"],
+        broker_transport_options={"visibility_timeout": app.config["HUB_VISIBILITY_TIMEOUT"]},
+        hub_redis_url=app.config["REDIS_URL"],
+        hub_redis_prefix=app.config["HUB_REDIS_PREFIX"],
+    )
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+
+    def fresh_connections(**_: Any) -> None:
+        # Prefork children must not share the parent's database connections.
+        with app.app_context():
+            db.engine.dispose(close=False)
+
+    worker_process_init.connect(fresh_connections, weak=False)
+
+    import tasks.builtin  # noqa: F401  (registers the built-in hub tasks)
+
+    return celery_app

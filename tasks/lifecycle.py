@@ -1,0 +1,176 @@
+"""Task state transitions: commit first, then publish (SPEC section 8).
+
+Every transition is a conditional UPDATE, so the worker, a redelivery and a
+cancel racing each other settle on one outcome, and only the winner publishes.
+"""
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+from uuid import uuid4
+
+from flask import current_app
+from marshmallow import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from events import publish
+from events.channels import schedule_channel, task_channel, user_channel
+from models import FINAL_STATES, ScheduleRun, Task, db, utcnow
+from models.base import iso
+from tasks.registry import lookup
+
+log = logging.getLogger(__name__)
+
+
+class UnknownTask(LookupError):
+    pass
+
+
+class ArgsInvalid(ValueError):
+    def __init__(self, errors: dict[str, Any]) -> None:
+        super().__init__("invalid task arguments")
+        self.errors = errors
+
+
+def get_task(task_id: str) -> Task | None:
+    return db.session.scalar(select(Task).where(Task.id == task_id))
+
+
+def task_record(task_id: str) -> dict[str, Any] | None:
+    task = get_task(task_id)
+    return None if task is None else task.to_record()
+
+
+def _publish_lifecycle(task: Task, event_type: str, trace_id: str | None = None) -> None:
+    record = task.to_record()
+    publish(task_channel(task.id), event_type, record, trace_id=trace_id)
+    if task.state in FINAL_STATES and task.user:
+        publish(user_channel(task.user), event_type, record, trace_id=trace_id)
+
+
+def _transition(task_id: str, from_states: Iterable[str], **values: Any) -> Task | None:
+    result = db.session.execute(
+        update(Task).where(Task.id == task_id, Task.state.in_(list(from_states))).values(**values)
+    )
+    db.session.commit()
+    if result.rowcount != 1:
+        return None
+    return get_task(task_id)
+
+
+def submit(name: str, raw_args: Any, user: str | None, service_id: int | None,
+           idempotency_key: str | None, trace_id: str | None = None) -> tuple[Task, bool]:
+    """Record, announce and enqueue a task; the same key from the same service returns the first."""
+    task_type = lookup(name)
+    if task_type is None:
+        raise UnknownTask(name)
+    try:
+        args = task_type.validate(raw_args)
+    except ValidationError as exc:
+        raise ArgsInvalid(exc.normalized_messages()) from exc
+    if idempotency_key is not None:
+        existing = db.session.scalar(select(Task).where(
+            Task.service_id == service_id, Task.idempotency_key == idempotency_key))
+        if existing is not None:
+            return existing, False
+    task = Task(id=str(uuid4()), name=name, state="queued", user=user, args=args,
+                service_id=service_id, idempotency_key=idempotency_key)
+    db.session.add(task)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # a concurrent submission with the same key won
+        existing = db.session.scalar(select(Task).where(
+            Task.service_id == service_id, Task.idempotency_key == idempotency_key))
+        if existing is None:
+            raise
+        return existing, False
+    try:
+        _publish_lifecycle(task, "task.queued", trace_id)
+        current_app.extensions["celery"].send_task(
+            name, kwargs={"task_id": task.id}, task_id=task.id)
+    except Exception:
+        # Nothing will run it: forget the row so the caller's retry starts clean.
+        db.session.rollback()
+        db.session.delete(task)
+        db.session.commit()
+        raise
+    return task, True
+
+
+def record_scheduled(celery_id: str, name: str, args: dict[str, Any], entry: str | None) -> Task:
+    """A run that beat (not REST) started gets its record when the worker picks it up."""
+    existing = get_task(celery_id)
+    if existing is not None:
+        return existing
+    task = Task(id=celery_id, name=name, state="queued", args=args, schedule_entry=entry)
+    db.session.add(task)
+    db.session.commit()
+    return task
+
+
+def start(task_id: str) -> Task | None:
+    """queued/retrying (or started, on redelivery) -> started; None if it already ended."""
+    task = get_task(task_id)
+    if task is None or task.state in FINAL_STATES:
+        return None
+    task = _transition(task_id, ["queued", "retrying", "started"], state="started",
+                       started_at=utcnow(), attempts=task.attempts + 1)
+    if task is not None:
+        _publish_lifecycle(task, "task.started")
+    return task
+
+
+def progress(task_id: str, current: int, total: int | None, message: str | None) -> bool:
+    percent = round(100.0 * current / total, 1) if total else 0.0
+    data = {"current": current, "total": total, "percent": percent, "message": message}
+    if _transition(task_id, ["started"], progress=data) is None:
+        return False
+    publish(task_channel(task_id), "task.progress", {"task_id": task_id, **data})
+    return True
+
+
+def retrying(task_id: str, error: dict[str, Any], eta_seconds: float) -> Task | None:
+    task = _transition(task_id, ["started"], state="retrying", error=error)
+    if task is not None:
+        eta = iso(utcnow() + timedelta(seconds=max(0.0, eta_seconds)))
+        publish(task_channel(task_id), "task.retrying",
+                {"task_id": task_id, "attempt": task.attempts, "error": error, "eta": eta})
+    return task
+
+
+def finish(task_id: str, state: str, *, result: Any = None,
+           error: dict[str, Any] | None = None) -> Task | None:
+    task = _transition(task_id, ["queued", "started", "retrying"], state=state, result=result,
+                       error=error, finished_at=utcnow())
+    if task is None:
+        return None
+    _publish_lifecycle(task, f"task.{state}")
+    if task.schedule_entry:
+        run = ScheduleRun(entry=task.schedule_entry, task_id=task.id, state=state, result=result)
+        db.session.add(run)
+        db.session.commit()
+        publish(schedule_channel(task.schedule_entry), "schedule.ran", {
+            "entry": task.schedule_entry, "task_id": task.id, "state": state,
+            "result": result, "ran_at": iso(run.ran_at),
+        })
+    return task
+
+
+def cancel(task_id: str) -> Task | None:
+    """Revoke (terminating a running task) and record the cancellation; None if already over."""
+    task = get_task(task_id)
+    if task is None or task.state in FINAL_STATES:
+        return None
+    running = task.state in ("started", "retrying")
+    # Revoke first: if the broker is down we fail before changing anything.
+    current_app.extensions["celery"].control.revoke(
+        task_id, terminate=running, signal="SIGTERM")
+    task = _transition(task_id, ["queued", "started", "retrying"], state="cancelled",
+                       finished_at=utcnow(),
+                       error={"type": "Cancelled", "message": "cancelled on request"})
+    if task is not None:
+        _publish_lifecycle(task, "task.cancelled")
+    return task
