@@ -53,6 +53,11 @@ def error(code: str, message: str) -> Ack:
     return {"ok": False, "error": {"code": code, "message": message}}
 
 
+def refuse(code: str, message: str) -> ConnectionRefusedError:
+    """Socket.IO clients see `message` as the error and `data` as {code, message}."""
+    return ConnectionRefusedError(message, {"code": code, "message": message})
+
+
 def parse_since(value: object) -> Position | None:
     """`since` is {offset: int >= 0, epoch: str}; anything else is invalid."""
     if value is None:
@@ -98,9 +103,7 @@ class HubNamespace(Namespace):
             # A client gets an error ack, never silence; the cause goes to our log.
             log.exception("socket event %s failed", event)
             if event == "connect":
-                raise ConnectionRefusedError(
-                    {"code": "unavailable", "message": "the hub cannot serve you right now"}
-                ) from exc
+                raise refuse("unavailable", "the hub cannot serve you right now") from exc
             return error("unavailable", "the hub cannot serve this right now; retry shortly")
 
     # -- lifecycle ---------------------------------------------------------------
@@ -111,14 +114,12 @@ class HubNamespace(Namespace):
             identity = verify(self.settings.jwt_secret, auth.get("token"))
             since = parse_since(auth.get("since"))
         except TokenError as exc:
-            raise ConnectionRefusedError({"code": "unauthorized", "message": str(exc)}) from exc
+            raise refuse("unauthorized", str(exc)) from exc
         except ValueError as exc:
-            raise ConnectionRefusedError({"code": "invalid", "message": str(exc)}) from exc
+            raise refuse("invalid", str(exc)) from exc
         if self.per_user[identity.sub] >= self.settings.max_connections_per_user:
-            raise ConnectionRefusedError({
-                "code": "rate_limited",
-                "message": f"at most {self.settings.max_connections_per_user} connections per user",
-            })
+            raise refuse("rate_limited",
+                         f"at most {self.settings.max_connections_per_user} connections per user")
         sid = request.sid
         bucket = TokenBucket(self.settings.event_rate, self.settings.event_burst)
         self.connections[sid] = Connection(identity, bucket, {user_channel(identity.sub)})

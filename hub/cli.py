@@ -2,13 +2,14 @@
 
 import click
 from flask import Flask
+from flask.cli import AppGroup
 from sqlalchemy import select
 
 from hub.auth import create_service, revoke_service
 from models import Service, db
 from models.service import ALL_SCOPES, DEFAULT_SCOPES
 
-services = click.Group("services", help="Manage the services (API keys) that call Hub.")
+services = AppGroup("services", help="Manage the services (API keys) that call Hub.")
 
 
 @services.command("create")

@@ -56,7 +56,7 @@ class BaseConfig:
             "REDIS_URL": redis_url,
             "HUB_BROKER_URL": environ.get("HUB_BROKER_URL") or redis_url,
             "HUB_ASYNC_MODE": environ.get("HUB_ASYNC_MODE") or "eventlet",
-            "HUB_PROCESS": environ.get("HUB_PROCESS") or "cli",
+            "HUB_PROCESS": environ.get("HUB_PROCESS") or "web",
             "HUB_CORS_ORIGINS": _list(environ, "HUB_CORS_ORIGINS"),
             "HUB_HISTORY_BACKEND": environ.get("HUB_HISTORY_BACKEND") or "redis",
             "HUB_HISTORY_SIZE": _int(environ, "HUB_HISTORY_SIZE", 1000),

@@ -27,6 +27,16 @@ class StripWebSocketExtensions:
         return self.app(environ, start_response)
 
 
+def start_listener(socketio: SocketIO) -> None:
+    """Start the message-queue listener on the first HTTP request (a /readyz probe will do),
+    not only on the first Socket.IO connection: readiness depends on it, and processes that
+    never serve (CLI commands) never start it."""
+    server = socketio.server
+    if not server.manager_initialized:
+        server.manager_initialized = True
+        server.manager.initialize()
+
+
 def init_realtime(app: Flask, backend: object) -> SocketIO:
     config = app.config
     options: dict[str, Any] = {
@@ -62,9 +72,7 @@ def init_realtime(app: Flask, backend: object) -> SocketIO:
     if not config["HUB_WS_COMPRESSION"]:
         app.wsgi_app = StripWebSocketExtensions(app.wsgi_app)  # type: ignore[method-assign]
     if manager is not None:
-        # Listen from boot, not from the first connection: readiness depends on it.
-        socketio.server.manager_initialized = True
-        manager.initialize()
+        app.before_request(lambda: start_listener(socketio))
     app.extensions["hub.manager"] = manager
     app.extensions["hub.namespace"] = namespace
     return socketio
