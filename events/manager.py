@@ -9,6 +9,8 @@ from typing import Any
 import redis
 import socketio
 
+from events.redis_backend import connect, redis_options
+
 PROBE_ROOM = "hub:probe"
 
 
@@ -19,44 +21,68 @@ class HubRedisManager(socketio.RedisManager):
     the history and joins the room, so no live publication slips between the
     two (it either is in what was read, or arrives after, in order).
 
-    A liveness probe: the listener must hear its own probe every few seconds,
-    or /readyz reports the hub deaf.
+    A liveness probe: every `probe_interval` the hub publishes a numbered probe
+    to its own queue channel. The listener is live when the latest probe older
+    than `grace` has come back, and no probe failed since the last one heard.
+    /readyz turns red while the hub is deaf.
     """
 
-    def __init__(self, url: str, channel: str, probe_interval: float = 2.0,
-                 redis_options: dict[str, Any] | None = None) -> None:
-        super().__init__(url, channel=channel, redis_options=redis_options)
+    def __init__(self, url: str, channel: str, probe_interval: float = 1.0,
+                 grace: float = 0.5) -> None:
+        super().__init__(url, channel=channel, redis_options=redis_options())
         # Created after the async library monkey-patched threading, so it is green where needed.
         self.delivery_lock = threading.Lock()
         self.probe_interval = probe_interval
-        self.last_heard = 0.0
-        self._probe_client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.grace = grace
+        self.sent: list[tuple[int, float]] = []  # (probe number, monotonic send time), recent
+        self.heard = 0
+        self.failed_after = 0  # deaf until a probe numbered above this one is heard
+        self.last_number = 0
+        self._probe_client = connect(url)
 
     def initialize(self) -> None:
         super().initialize()
         if not self.write_only:
             self.server.start_background_task(self._probe_loop)
 
+    def _redis_connect(self) -> None:
+        super()._redis_connect()
+        # A (re)connected listener is deaf until it hears a probe sent after this point.
+        self.failed_after = max(self.failed_after, self.last_number)
+
     def _handle_emit(self, message: dict[str, Any]) -> None:
-        self.last_heard = time.monotonic()
         if message.get("room") == PROBE_ROOM:
+            number = message["data"][0] if isinstance(message.get("data"), list) else 0
+            if isinstance(number, int) and number > self.heard:
+                self.heard = number
             return
         with self.delivery_lock:
             super()._handle_emit(message)
 
     def listening(self) -> bool:
-        return time.monotonic() - self.last_heard < self.probe_interval * 3
+        if self.failed_after and self.heard <= self.failed_after:
+            return False
+        cutoff = time.monotonic() - self.grace
+        due = [number for number, sent_at in self.sent if sent_at <= cutoff]
+        if not due:
+            return bool(self.sent) and self.heard > 0
+        fresh = time.monotonic() - self.sent[-1][1] < 3 * self.probe_interval
+        return fresh and self.heard >= due[-1]
 
     def _probe_loop(self) -> None:
-        probe = json.dumps({
-            "method": "emit", "event": "hub.probe", "data": [None], "namespace": "/",
-            "room": PROBE_ROOM, "skip_sid": None, "callback": None, "host_id": "probe",
-        })
+        number = 0
         while True:
+            number += 1
+            self.last_number = number
+            probe = json.dumps({
+                "method": "emit", "event": "hub.probe", "data": [number], "namespace": "/",
+                "room": PROBE_ROOM, "skip_sid": None, "callback": None, "host_id": "probe",
+            })
             try:
                 self._probe_client.publish(self.channel, probe)
+                self.sent = [*self.sent[-9:], (number, time.monotonic())]
             except redis.RedisError:
-                pass  # readiness turns red by itself when nothing is heard
+                self.failed_after = number
             self.server.sleep(self.probe_interval)
 
 

@@ -10,6 +10,8 @@ while Redis is down.
 import json
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from events.backend import HistoryBackend, Position, Recovery, new_epoch
 
@@ -50,6 +52,18 @@ local limit = tonumber(ARGV[5])
 if limit > 0 and offset - since > limit then stop = start + limit - 1 end
 return {offset, epoch, 1, redis.call('LRANGE', KEYS[2], start, stop)}
 """
+
+
+def redis_options() -> dict[str, object]:
+    """Short timeouts and two quick retries: a Redis outage surfaces in well under a second
+    (REST answers 503, readiness goes red) instead of hiding behind redis-py's long backoff."""
+    return {"socket_timeout": 5, "socket_connect_timeout": 2,
+            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
+            "health_check_interval": 30}
+
+
+def connect(url: str) -> "redis.Redis":
+    return redis.Redis.from_url(url, **redis_options())
 
 
 def mq_prefix(event_type: str, room: str, host_id: str) -> str:

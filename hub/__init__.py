@@ -5,13 +5,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import redis
 from flask import Flask
 from flask_migrate import Migrate
 from flask_smorest import Api
 from sqlalchemy import event
 
 from events import EXTENSION, MemoryBackend, Publisher, RedisBackend
+from events.redis_backend import connect
 from hub.config import load_config
 from models import db
 
@@ -39,8 +39,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         with app.app_context():
             event.listen(db.engine, "connect", _sqlite_pragmas)
 
-    client = redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=5,
-                                  socket_connect_timeout=3, health_check_interval=30)
+    client = connect(app.config["REDIS_URL"])
     app.extensions["hub.redis"] = client
     if app.config["HUB_HISTORY_BACKEND"] == "memory":
         backend: Any = MemoryBackend(app.config["HUB_HISTORY_SIZE"], app.config["HUB_HISTORY_TTL"])

@@ -7,6 +7,8 @@ from typing import Any
 import redis
 from celery.beat import Scheduler
 
+from events.redis_backend import connect
+
 log = logging.getLogger(__name__)
 
 # Extend the lock only if we still hold it.
@@ -35,7 +37,7 @@ class LockedScheduler(Scheduler):
 
     def _client(self) -> "redis.Redis":
         if self._redis is None:
-            self._redis = redis.Redis.from_url(self.app.conf.hub_redis_url, socket_timeout=5)
+            self._redis = connect(self.app.conf.hub_redis_url)
         return self._redis
 
     @property

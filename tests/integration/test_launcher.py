@@ -1,0 +1,93 @@
+"""`python run.py` itself: no configuration, a temp dir, a task runs, Ctrl-C, nothing left."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from hub.embedded import free_port
+from tests.support.stack import ROOT, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below pid (from /proc), so we can check none outlives the launcher."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_run_py_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("HUB_", "REDIS_URL", "DATABASE_URL"))}
+    env.update(HUB_PORT=str(port), PYTHONUNBUFFERED="1")
+    log = open(tmp_path / "run.log", "wb")  # noqa: SIM115
+    launcher = subprocess.Popen([sys.executable, str(ROOT / "run.py")], cwd=tmp_path, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def ready() -> bool:
+            assert launcher.poll() is None, (tmp_path / "run.log").read_text()
+            try:
+                return requests.get(f"{base}/readyz", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(ready, timeout=120, interval=0.3, what="run.py to be ready")
+        wait_until(lambda: "Hub is ready." in (tmp_path / "run.log").read_text(), timeout=10)
+        output = (tmp_path / "run.log").read_text()
+        key = (tmp_path / "instance" / "dev-service-key").read_text().strip()
+        assert key in output and f"{base}/" in output
+        assert (tmp_path / "instance" / "hub.db").exists()
+        headers = {"Authorization": f"Bearer {key}"}
+        created = requests.post(f"{base}/api/v1/tasks", headers=headers, timeout=10, json={
+            "name": "demo.count", "args": {"steps": 3, "delay": 0.1}, "user": "alice"})
+        assert created.status_code == 202
+        task_id = created.json()["id"]
+        wait_until(lambda: requests.get(f"{base}/api/v1/tasks/{task_id}", headers=headers,
+                                        timeout=5).json()["state"] == "succeeded", timeout=60)
+        family = descendants(launcher.pid)
+        assert len(family) >= 4  # redis, web, worker (+ its pool), beat
+    finally:
+        family = descendants(launcher.pid) | {launcher.pid}
+        os.kill(launcher.pid, signal.SIGINT)
+        try:
+            launcher.wait(timeout=60)
+        finally:
+            log.close()
+            if launcher.poll() is None:
+                os.killpg(launcher.pid, signal.SIGKILL)
+    assert launcher.returncode == 0, (tmp_path / "run.log").read_text()[-3000:]
+    time.sleep(0.5)
+    left = [pid for pid in family if alive(pid)]
+    assert left == [], f"left behind: {left}"
+    assert "stopped." in (tmp_path / "run.log").read_text()
