@@ -35,12 +35,24 @@ timezone = "UTC"
 beat_scheduler = "tasks.beat:LockedScheduler"
 beat_max_loop_interval = 5
 
-beat_schedule: dict[str, dict[str, object]] = {}
+
+
+def every(seconds: float, task: str, name: str, **args: object) -> dict[str, object]:
+    """A beat entry for a hub_task; its runs publish schedule.ran on schedule:<name>."""
+    return {"task": task, "schedule": seconds, "kwargs": {"schedule": name, **args}}
+
+
+def _seconds(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
+
+
+beat_schedule: dict[str, dict[str, object]] = {
+    "notifications-digest": every(_seconds("HUB_DIGEST_SECONDS", 24 * 3600),
+                                  "notifications.digest", "notifications-digest"),
+    "hub-cleanup": every(_seconds("HUB_CLEANUP_SECONDS", 3600), "hub.cleanup", "hub-cleanup"),
+}
 
 if (os.environ.get("HUB_ENV") or "development") == "development":
     # A visible heartbeat for the dashboard's schedule feed.
-    beat_schedule["demo-heartbeat"] = {
-        "task": "demo.count",
-        "schedule": float(os.environ.get("HUB_DEV_HEARTBEAT_SECONDS") or 10),
-        "kwargs": {"schedule": "demo-heartbeat", "steps": 3, "delay": 0.2},
-    }
+    beat_schedule["demo-heartbeat"] = every(_seconds("HUB_DEV_HEARTBEAT_SECONDS", 10),
+                                            "demo.count", "demo-heartbeat", steps=3, delay=0.2)

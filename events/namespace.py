@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 Ack = dict[str, Any]
 # Returns the task record (the subscribe snapshot, with its owner in "user") or None.
 TaskLookup = Callable[[str], dict[str, Any] | None]
+# Marks a user's notifications read (ids, or all when None); returns the unread count and
+# raises LookupError for ids that are not the user's.
+MarkRead = Callable[[str, list[int] | None], int]
 
 
 @dataclass(frozen=True)
@@ -78,13 +81,14 @@ def iso_from_unix(seconds: int) -> str:
 
 class HubNamespace(Namespace):
     def __init__(
-        self, app: Flask, settings: SocketSettings, task_lookup: TaskLookup,
+        self, app: Flask, settings: SocketSettings, task_lookup: TaskLookup, mark_read: MarkRead,
         delivery_lock: AbstractContextManager[Any] | None = None, namespace: str = "/",
     ) -> None:
         super().__init__(namespace)
         self.app = app  # background tasks (recovery, expiry) run outside any request
         self.settings = settings
         self.task_lookup = task_lookup
+        self.mark_read = mark_read
         self.delivery_lock = delivery_lock or threading.Lock()
         self.connections: dict[str, Connection] = {}
         self.per_user: Counter[str] = Counter()
@@ -165,13 +169,16 @@ class HubNamespace(Namespace):
         with self.delivery_lock:
             recovery = current_publisher().recover(channel, since)
             self.enter_room(sid, room(channel))
+            # Read under the lock too, so the snapshot is exactly as of ack.offset.
+            if task_id is not None:
+                snapshot = self.task_lookup(task_id)
         conn.subscriptions.add(channel)
         ack = ok(
             channel=channel, offset=recovery.position.offset, epoch=recovery.position.epoch,
             recovered=recovery.recovered, publications=recovery.publications,
         )
         if task_id is not None:
-            ack["snapshot"] = self.task_lookup(task_id)
+            ack["snapshot"] = snapshot
         return ack
 
     def on_unsubscribe(self, data: Any = None) -> Ack:
@@ -182,6 +189,25 @@ class HubNamespace(Namespace):
         self.leave_room(request.sid, room(channel))
         conn.subscriptions.discard(channel)
         return ok()
+
+    def on_notifications_read(self, data: Any = None) -> Ack:
+        conn = self.connections.get(request.sid)
+        if conn is None:
+            return error("unauthorized", "not connected")
+        if not conn.bucket.take():
+            return error("rate_limited", "too many events; slow down")
+        if not isinstance(data, dict):
+            return error("invalid", "payload must be {ids: [...]} or {all: true}")
+        ids, everything = data.get("ids"), data.get("all") is True
+        valid_ids = isinstance(ids, list) and 0 < len(ids) <= 1000 and all(
+            isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids)
+        if everything == valid_ids:
+            return error("invalid", "give ids (1-1000 positive integers) or all: true")
+        try:
+            count = self.mark_read(conn.identity.sub, None if everything else ids)
+        except LookupError as exc:
+            return error("not_found", str(exc))
+        return ok(unread_count=count)
 
     def on_refresh(self, data: Any = None) -> Ack:
         conn = self.connections.get(request.sid)

@@ -65,9 +65,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     cli.init_app(app)
     api = Api(app)
-    from hub.api import health, me, publish, schedules, tasks, tokens
+    from hub.api import health, me, notifications, publish, schedules, tasks, tokens
 
-    for blueprint in (tasks.blp, tokens.blp, publish.blp, schedules.blp, me.blp):
+    for blueprint in (tasks.blp, notifications.blp, tokens.blp, publish.blp, schedules.blp,
+                      me.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
     errors.init_app(app)

@@ -76,7 +76,8 @@ class BaseConfig:
             "HUB_REDIS_PREFIX": environ.get("HUB_REDIS_PREFIX") or "hub",
             "HUB_DEV_DASHBOARD": cls.ENV_NAME == "development",
             "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
-            "MAX_CONTENT_LENGTH": _int(environ, "HUB_MAX_MESSAGE_BYTES", 64 * 1024) + 4096,
+            # Request bodies may carry a broadcast's user list; publications stay <= 64 KiB.
+            "MAX_CONTENT_LENGTH": _int(environ, "HUB_MAX_REQUEST_BYTES", 2 * 1024 * 1024),
             # flask-smorest: OpenAPI at /api/openapi.json, docs at /api/docs, all served locally.
             "API_TITLE": "Hub",
             "API_VERSION": "v1",

@@ -10,6 +10,7 @@ from flask_socketio import SocketIO
 from events import MemoryBackend
 from events.manager import HubRedisManager, local_deliver
 from events.namespace import HubNamespace, SocketSettings
+from tasks import inbox
 from tasks.lifecycle import task_record
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -67,7 +68,7 @@ def init_realtime(app: Flask, backend: object) -> SocketIO:
         event_burst=config["HUB_SOCKET_RATE"] * 2,
         expiry_check_interval=config["HUB_TOKEN_CHECK_SECONDS"],
     )
-    namespace = HubNamespace(app, settings, task_record, delivery_lock=lock)
+    namespace = HubNamespace(app, settings, task_record, inbox.mark_read, delivery_lock=lock)
     socketio.on_namespace(namespace)
     if not config["HUB_WS_COMPRESSION"]:
         app.wsgi_app = StripWebSocketExtensions(app.wsgi_app)  # type: ignore[method-assign]

@@ -1,6 +1,6 @@
 """Marshmallow schemas: REST input validation and the documented output shapes."""
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from models.service import ALL_SCOPES
 from models.task import TASK_STATES
@@ -124,3 +124,69 @@ class ScheduleSchema(Schema):
     last_task_id = fields.String(allow_none=True)
     next_run = fields.String(allow_none=True)
     channel = fields.String()
+
+
+class NotificationRecordSchema(Schema):
+    id = fields.Integer()
+    user = fields.String()
+    title = fields.String()
+    body = fields.String(allow_none=True)
+    data = fields.Dict(allow_none=True)
+    category = fields.String(allow_none=True)
+    created_at = fields.String()
+    read_at = fields.String(allow_none=True)
+    read = fields.Boolean()
+
+
+class NotificationCreateSchema(StrictSchema):
+    user = fields.String(validate=USER_ID, load_default=None)
+    users = fields.List(fields.String(validate=USER_ID), load_default=None,
+                        validate=validate.Length(min=1, max=1000))
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    body = fields.String(load_default=None, validate=validate.Length(max=10_000))
+    data = fields.Dict(load_default=None)
+    category = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
+    idempotency_key = fields.String(validate=IDEMPOTENCY_KEY, load_default=None)
+
+    @validates_schema
+    def one_audience(self, data: dict[str, object], **_: object) -> None:
+        if (data.get("user") is None) == (data.get("users") is None):
+            raise ValidationError("give exactly one of user or users", "user")
+
+
+class NotificationIdsSchema(Schema):
+    ids = fields.List(fields.Integer())
+
+
+class InboxQuerySchema(LenientQuerySchema):
+    unread = fields.Boolean(load_default=False)
+    after_id = fields.Integer(load_default=None, validate=validate.Range(min=0),
+                              metadata={"description": "continue below this id (older items)"})
+    since_id = fields.Integer(load_default=None, validate=validate.Range(min=0),
+                              metadata={"description": "only items newer than this id"})
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class ServiceInboxQuerySchema(InboxQuerySchema):
+    user = fields.String(required=True, validate=USER_ID)
+
+
+class InboxPageSchema(Schema):
+    items = fields.List(fields.Nested(NotificationRecordSchema))
+    unread_count = fields.Integer()
+    next_cursor = fields.Integer(allow_none=True)
+
+
+class MarkReadSchema(StrictSchema):
+    ids = fields.List(fields.Integer(validate=validate.Range(min=1)), load_default=None,
+                      validate=validate.Length(min=1, max=1000))
+    all = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def ids_or_all(self, data: dict[str, object], **_: object) -> None:
+        if bool(data.get("ids")) == bool(data.get("all")):
+            raise ValidationError("give either ids or all: true", "ids")
+
+
+class UnreadCountSchema(Schema):
+    unread_count = fields.Integer()

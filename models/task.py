@@ -1,5 +1,6 @@
 """A unit of background work triggered through Hub, and its lifecycle state."""
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,8 @@ from models.base import UTCDateTime, db, iso, utcnow
 
 TASK_STATES = ("queued", "started", "retrying", "succeeded", "failed", "cancelled")
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+# Task records in events and subscribe snapshots leave out arguments larger than this.
+EVENT_ARGS_BYTES = 4096
 
 
 class Task(db.Model):
@@ -41,15 +44,18 @@ class Task(db.Model):
     def channel(self) -> str:
         return f"task:{self.id}"
 
-    def to_record(self) -> dict[str, Any]:
-        """The SPEC task record, as REST returns it and events carry it."""
+    def to_record(self, max_args_bytes: int | None = None) -> dict[str, Any]:
+        """The SPEC task record. Events and snapshots pass `max_args_bytes`: arguments larger
+        than that (a broadcast's user list) are left out and `args_truncated` says so."""
+        args: Any = self.args
+        truncated = max_args_bytes is not None and len(json.dumps(args)) > max_args_bytes
         progress = self.progress or {"current": 0, "total": None, "percent": 0, "message": None}
         return {
             "id": self.id,
             "name": self.name,
             "state": self.state,
             "user": self.user,
-            "args": self.args,
+            "args": None if truncated else args,
             "progress": progress,
             "result": self.result,
             "error": self.error,
@@ -58,4 +64,4 @@ class Task(db.Model):
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
             "channel": self.channel,
-        }
+        } | ({"args_truncated": True} if truncated else {})

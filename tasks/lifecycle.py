@@ -19,6 +19,8 @@ from events import publish
 from events.channels import schedule_channel, task_channel, user_channel
 from models import FINAL_STATES, ScheduleRun, Task, db, utcnow
 from models.base import iso
+from models.task import EVENT_ARGS_BYTES
+from tasks import inbox
 from tasks.registry import lookup
 
 log = logging.getLogger(__name__)
@@ -39,12 +41,13 @@ def get_task(task_id: str) -> Task | None:
 
 
 def task_record(task_id: str) -> dict[str, Any] | None:
+    """The compact record a subscribe snapshot carries."""
     task = get_task(task_id)
-    return None if task is None else task.to_record()
+    return None if task is None else task.to_record(EVENT_ARGS_BYTES)
 
 
 def _publish_lifecycle(task: Task, event_type: str, trace_id: str | None = None) -> None:
-    record = task.to_record()
+    record = task.to_record(EVENT_ARGS_BYTES)
     publish(task_channel(task.id), event_type, record, trace_id=trace_id)
     if task.state in FINAL_STATES and task.user:
         publish(user_channel(task.user), event_type, record, trace_id=trace_id)
@@ -148,6 +151,11 @@ def finish(task_id: str, state: str, *, result: Any = None,
     if task is None:
         return None
     _publish_lifecycle(task, f"task.{state}")
+    task_type = lookup(task.name)
+    if task_type is not None and task_type.notify_on_finish and task.user:
+        inbox.notify([task.user], f"{task.name} {state}", category="task",
+                     data={"task_id": task.id, "state": state},
+                     idempotency_key=f"task:{task.id}")
     if task.schedule_entry:
         run = ScheduleRun(entry=task.schedule_entry, task_id=task.id, state=state, result=result)
         db.session.add(run)

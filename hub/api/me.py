@@ -1,4 +1,4 @@
-"""What a signed-in browser user may read about itself (user JWT)."""
+"""What a signed-in browser user may read and change about itself (user JWT)."""
 
 from typing import Any
 
@@ -7,7 +7,17 @@ from flask_smorest import Blueprint
 
 from hub.api.tasks import task_page
 from hub.auth import current_user, require_user
-from models.schemas import TaskPageSchema, TaskQuerySchema
+from hub.errors import fail
+from models.schemas import (
+    InboxPageSchema,
+    InboxQuerySchema,
+    MarkReadSchema,
+    NotificationRecordSchema,
+    TaskPageSchema,
+    TaskQuerySchema,
+    UnreadCountSchema,
+)
+from tasks import inbox
 
 blp = Blueprint("me", __name__, url_prefix="/api/v1/me", description="The calling user")
 
@@ -20,3 +30,41 @@ class MyTasks(MethodView):
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """The caller's tasks, newest first"""
         return task_page(query, user=current_user().sub)
+
+
+@blp.route("/notifications")
+class MyNotifications(MethodView):
+    @require_user
+    @blp.arguments(InboxQuerySchema, location="query")
+    @blp.response(200, InboxPageSchema)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """The caller's inbox, newest first"""
+        return inbox.inbox(current_user().sub, unread=query["unread"],
+                           after_id=query["after_id"], since_id=query["since_id"],
+                           limit=query["limit"])
+
+
+@blp.route("/notifications/<int:notification_id>")
+class MyNotification(MethodView):
+    @require_user
+    @blp.response(200, NotificationRecordSchema)
+    def get(self, notification_id: int) -> dict[str, Any]:
+        """One of the caller's notifications"""
+        try:
+            return inbox.get(current_user().sub, notification_id)
+        except inbox.NotFound as exc:
+            fail(404, str(exc))
+
+
+@blp.route("/notifications/read")
+class MarkRead(MethodView):
+    @require_user
+    @blp.arguments(MarkReadSchema)
+    @blp.response(200, UnreadCountSchema)
+    def post(self, body: dict[str, Any]) -> dict[str, int]:
+        """Mark notifications read (by ids, or all)"""
+        try:
+            count = inbox.mark_read(current_user().sub, None if body["all"] else body["ids"])
+        except inbox.NotFound as exc:
+            fail(404, str(exc))
+        return {"unread_count": count}

@@ -107,6 +107,7 @@ class Stack:
             "HUB_JWT_SECRET": JWT_SECRET, "HUB_SECRET_KEY": JWT_SECRET,
             "HUB_ASYNC_MODE": self.async_mode, "HUB_PORT": str(self.port),
             "HUB_REDIS_PREFIX": self.prefix, "HUB_DEV_HEARTBEAT_SECONDS": "1",
+            "HUB_DIGEST_SECONDS": "2", "HUB_CLEANUP_SECONDS": "2",
             "HUB_WORKER_CONCURRENCY": "2", "HUB_LOG_LEVEL": "WARNING",
             "HUB_TOKEN_CHECK_SECONDS": "0.5", "PYTHONUNBUFFERED": "1",
         })
