@@ -1,0 +1,244 @@
+"""The scenarios: each drives one started server and records its figures.
+
+A scenario is a function (ctx, server) -> None that calls ctx.record(...) for every
+figure. Scenarios that need Hub's own parts (its worker emitter, its Celery tasks)
+skip the other servers.
+"""
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.client import ClientError, HeldClients, run_client, run_rest_load
+from bench.report import Results
+from bench.servers import CHANNEL, PYTHON, ROOT, BenchEnv, HubServer, HubWorker, Server
+
+P99_TARGET_MS = 100.0
+
+
+@dataclass
+class Sizes:
+    clients: int = 1000
+    fanout_pubs: int = 1000
+    rates: list[int] = field(default_factory=lambda: [10, 25, 50, 100, 200, 400])
+    rate_seconds: float = 4.0
+    capacity: list[int] = field(default_factory=lambda: [1000, 5000, 10000])
+    tasks: int = 100
+    rest_seconds: float = 4.0
+    rest_concurrency: int = 16
+    publish_concurrency: int = 8
+
+
+@dataclass
+class Context:
+    env: BenchEnv
+    sizes: Sizes
+    results: Results
+    client_deflate: bool = True
+    connect_concurrency: int = 100
+
+    def record(self, scenario: str, server: Server, metric: str, value: float | None) -> None:
+        if value is not None:
+            self.results.add(scenario, server.name, metric, float(value))
+
+    def client_config(self, server: Server, clients: int, channel: str | None = CHANNEL,
+                      user: str = "bench") -> dict[str, Any]:
+        return {
+            "url": server.url, "clients": clients, "token": server.token(user),
+            "channel": channel, "deflate": self.client_deflate,
+            "connectConcurrency": self.connect_concurrency, "connectTimeoutMs": 60000,
+            "idleMs": 5000, "timeoutMs": 300000,
+        }
+
+
+def check_connected(summary: dict[str, Any], wanted: int) -> None:
+    if summary.get("connected", 0) < wanted:
+        raise ClientError(f"{summary.get('connected', 0)}/{wanted} connected; "
+                          f"errors: {json.dumps(summary.get('errors'))[:400]}")
+
+
+def record_delivery(ctx: Context, scenario: str, server: Server, summary: dict[str, Any]) -> None:
+    ctx.record(scenario, server, "deliveries/s", summary.get("deliveries_per_s"))
+    ctx.record(scenario, server, "lost deliveries", summary.get("lost"))
+    latency = summary.get("latency") or {}
+    ctx.record(scenario, server, "p50 ms", latency.get("p50"))
+    ctx.record(scenario, server, "p99 ms", latency.get("p99"))
+    publish = summary.get("publish") or {}
+    if publish.get("failed"):
+        ctx.record(scenario, server, "publish errors", publish["failed"])
+
+
+# -- scenarios -------------------------------------------------------------------------
+
+
+def fanout(ctx: Context, server: Server) -> None:
+    """N clients on one channel; M publications through the server's publish endpoint as
+    fast as `publish_concurrency` requests in flight allow (for Hub: the full REST path)."""
+    sizes = ctx.sizes
+    config = ctx.client_config(server, sizes.clients)
+    config["mode"] = "publish"
+    config["publish"] = {"url": server.publish_url, "headers": server.publish_headers(),
+                         "channel": CHANNEL, "count": sizes.fanout_pubs, "rate": 0,
+                         "concurrency": sizes.publish_concurrency}
+    summary = run_client(config)
+    check_connected(summary, sizes.clients)
+    record_delivery(ctx, "fanout", server, summary)
+    if summary.get("deflate_negotiated"):
+        ctx.record("fanout", server, "deflate conns", summary["deflate_negotiated"])
+
+
+def latency(ctx: Context, server: Server) -> None:
+    """Open-loop publications at fixed rates to N clients; the ladder stops at the first
+    rate whose p99 misses the target (that rate is still recorded)."""
+    sizes = ctx.sizes
+    best = 0
+    for rate in sizes.rates:
+        config = ctx.client_config(server, sizes.clients)
+        config["mode"] = "publish"
+        config["publish"] = {"url": server.publish_url, "headers": server.publish_headers(),
+                             "channel": CHANNEL, "count": max(1, int(rate * sizes.rate_seconds)),
+                             "rate": rate, "concurrency": 64}
+        summary = run_client(config)
+        check_connected(summary, sizes.clients)
+        stats = summary.get("latency") or {}
+        for name in ("p50", "p99", "max"):
+            ctx.record("latency", server, f"{name} ms @{rate}/s", stats.get(name))
+        if summary.get("lost"):
+            ctx.record("latency", server, f"lost @{rate}/s", summary["lost"])
+        p99 = stats.get("p99")
+        if p99 is None or p99 > P99_TARGET_MS or summary.get("lost"):
+            break
+        best = rate
+    ctx.record("latency", server, f"max rate p99<{P99_TARGET_MS:.0f}ms", best)
+
+
+def capacity(ctx: Context, server: Server) -> None:
+    """For each size: a fresh server, N idle connections (auth, no subscribe), the time
+    to connect them all and the server's RSS growth per connection."""
+    for size in ctx.sizes.capacity:
+        server.restart()
+        time.sleep(0.5)
+        before = server.rss()
+        config = ctx.client_config(server, size, channel=None)
+        with HeldClients(config, ctx.env.log_dir / "load-client.log") as held:
+            ready = held.ready
+            time.sleep(1.0)
+            after = server.rss()
+            held.go(0)
+            held.finish()
+        connected = ready.get("connected", 0)
+        seconds = (ready.get("connect_ms") or 0) / 1000
+        label = f"@{size // 1000}k" if size >= 1000 else f"@{size}"
+        ctx.record("capacity", server, f"connect s {label}", seconds)
+        ctx.record("capacity", server, f"accepts/s {label}", connected / seconds if seconds else 0)
+        ctx.record("capacity", server, f"KB/conn {label}",
+                   (after - before) / max(connected, 1) / 1024)
+        if ready.get("failed"):
+            ctx.record("capacity", server, f"failed {label}", ready["failed"])
+    server.restart()
+
+
+def emitter(ctx: Context, server: Server) -> None:
+    """Hub only: fan-out of publications made the way workers make them (events.publish
+    in a separate process in worker mode), as fast as that process can."""
+    if not isinstance(server, HubServer):
+        return
+    sizes = ctx.sizes
+    env = ctx.env.hub_env(server.async_mode)
+    argv = [PYTHON, "-m", "bench.emitter", CHANNEL, str(sizes.fanout_pubs)]
+    config = ctx.client_config(server, sizes.clients)
+    with HeldClients(config, ctx.env.log_dir / "load-client.log") as held, \
+            subprocess.Popen(argv, cwd=ROOT, env=env, text=True, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=sys.stderr) as process:
+        assert process.stdout is not None and process.stdin is not None
+        first = process.stdout.readline()
+        if '"ready"' not in first:
+            raise ClientError(f"emitter did not start: {first!r}")
+        held.go(sizes.fanout_pubs)
+        process.stdin.write("start\n")
+        process.stdin.flush()
+        done = json.loads(process.stdout.readline() or "{}")
+        process.wait(timeout=60)
+        summary = held.finish()
+    check_connected(summary, sizes.clients)
+    record_delivery(ctx, "emitter", server, summary)
+    if done.get("seconds"):
+        ctx.record("emitter", server, "publish calls/s", done["published"] / done["seconds"])
+
+
+def tasks(ctx: Context, server: Server) -> None:
+    """Hub only: K concurrent demo.count tasks; POST to `task.succeeded` at the owner's
+    client, minus the task's own runtime (started_at to finished_at)."""
+    if not isinstance(server, HubServer):
+        return
+    worker = HubWorker(ctx.env)
+    worker.start()
+    try:
+        def round_trip(count: int, timeout_ms: int) -> dict[str, Any]:
+            config = ctx.client_config(server, 1, channel=None, user="bench-tasks")
+            config["mode"] = "tasks"
+            config["tasks"] = {
+                "url": server.url + "/api/v1/tasks", "headers": server.publish_headers(),
+                "count": count, "timeoutMs": timeout_ms,
+                "body": {"name": "demo.count", "args": {"steps": 1, "delay": 0},
+                         "user": "bench-tasks"},
+            }
+            return run_client(config)["tasks"]
+
+        warm = round_trip(2, 60000)  # waits for the worker to come up
+        if warm["succeeded"] < 1:
+            raise ClientError(f"worker never finished a task: {warm}")
+        result = round_trip(ctx.sizes.tasks, 120000)
+    finally:
+        worker.stop()
+    ctx.record("tasks", server, "overhead p50 ms", result["overhead"]["p50"])
+    ctx.record("tasks", server, "overhead p99 ms", result["overhead"]["p99"])
+    ctx.record("tasks", server, "overhead max ms", result["overhead"]["max"])
+    ctx.record("tasks", server, "not succeeded", ctx.sizes.tasks - result["succeeded"])
+
+
+def rest(ctx: Context, server: Server) -> None:
+    """REST throughput: POST publish to a channel nobody listens on (every server), and
+    for Hub GET /api/v1/tasks/<id>; `rest_concurrency` keep-alive clients."""
+    sizes = ctx.sizes
+    common = {"concurrency": sizes.rest_concurrency, "durationMs": int(sizes.rest_seconds * 1000),
+              "headers": server.publish_headers()}
+    result = run_rest_load({**common, "url": server.publish_url, "method": "POST",
+                            "body": {"channel": "public:rest", "type": "bench.rest",
+                                     "data": {"n": 1}}})
+    ctx.record("rest", server, "POST publish req/s", result["rps"])
+    ctx.record("rest", server, "POST publish p99 ms", result["latency"]["p99"])
+    if result["requests"] != result["ok"]:
+        ctx.record("rest", server, "POST publish non-2xx", result["requests"] - result["ok"])
+    if isinstance(server, HubServer):
+        task_id = create_task(server)
+        result = run_rest_load({**common, "url": f"{server.url}/api/v1/tasks/{task_id}",
+                                "method": "GET"})
+        ctx.record("rest", server, "GET task req/s", result["rps"])
+        ctx.record("rest", server, "GET task p99 ms", result["latency"]["p99"])
+
+
+def create_task(server: HubServer) -> str:
+    import urllib.request
+
+    body = json.dumps({"name": "demo.count", "args": {"steps": 1, "delay": 0},
+                       "user": "bench-rest"}).encode()
+    request = urllib.request.Request(server.url + "/api/v1/tasks", data=body, method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              **server.publish_headers()})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(json.loads(response.read())["id"])
+
+
+SCENARIOS: dict[str, Callable[[Context, Server], None]] = {
+    "capacity": capacity,
+    "fanout": fanout,
+    "latency": latency,
+    "emitter": emitter,
+    "tasks": tasks,
+    "rest": rest,
+}

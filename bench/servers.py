@@ -1,0 +1,273 @@
+"""The servers under test: start, wait for readiness, measure RSS from /proc, stop.
+
+Every server runs on 127.0.0.1 on a free port against the bench's private Redis.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hub.embedded import EmbeddedRedis, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_DIR = ROOT / "bench" / "node"
+PYTHON = sys.executable
+JWT_SECRET = "hub-bench-secret-not-for-production-0123456789"  # noqa: S105 - bench only
+CHANNEL = "public:bench"
+
+
+def ensure_node_deps() -> None:
+    """The bench's npm packages (ws, socket.io, the Redis adapter), installed once."""
+    if (NODE_DIR / "node_modules" / "socket.io").is_dir() and \
+            (NODE_DIR / "node_modules" / "ws").is_dir():
+        return
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                   cwd=NODE_DIR, check=True)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of one process, from /proc/<pid>/status."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after {timeout:.0f}s:\n{tail(log)}")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
+    """Stop a child we started (its own process group, so its children go too)."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@dataclass
+class BenchEnv:
+    """The shared ground: a temp dir, a private Redis, Hub's database and service key."""
+
+    workdir: Path
+    async_mode: str = "eventlet"
+    redis: EmbeddedRedis | None = None
+    redis_url: str = ""
+    service_key: str = ""
+    log_dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_dir = self.workdir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> None:
+        self.redis = EmbeddedRedis(self.workdir / "redis", persist=False)
+        self.redis_url = self.redis.start()
+        env = self.hub_env()
+        flask = [PYTHON, "-m", "flask", "--app", "hub"]
+        subprocess.run(flask + ["db", "upgrade"], cwd=ROOT, env=env, check=True,
+                       capture_output=True)
+        scopes = "tasks,notify,publish,tokens,admin"
+        created = subprocess.run(flask + ["services", "create", "bench", "--scopes", scopes],
+                                 cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+        self.service_key = created.stdout.strip().splitlines()[-1]
+
+    def stop(self) -> None:
+        if self.redis is not None:
+            self.redis.stop()
+
+    def hub_env(self, async_mode: str | None = None, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "HUB_ENV": "development", "HUB_INSTANCE_DIR": str(self.workdir / "instance"),
+            "REDIS_URL": self.redis_url, "HUB_JWT_SECRET": JWT_SECRET,
+            "HUB_REDIS_PREFIX": "bench", "HUB_REST_RATE": "0", "HUB_SOCKET_RATE": "1000",
+            "HUB_MAX_CONNECTIONS_PER_USER": "100000",
+            "HUB_ASYNC_MODE": async_mode or self.async_mode, "HUB_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        })
+        env.update(extra)
+        return env
+
+    def user_token(self, user: str, ttl: int = 7200) -> str:
+        import jwt
+
+        claims = {"sub": user, "aud": "hub", "exp": int(time.time()) + ttl}
+        return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
+class Server:
+    """One server under test. `name` is the table's label; `kind` says which API it speaks."""
+
+    kind = ""
+
+    def __init__(self, env: BenchEnv, name: str, deflate: bool = False) -> None:
+        self.env = env
+        self.name = name
+        self.deflate = deflate
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = env.log_dir / f"{name}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def publish_url(self) -> str:
+        return self.url + "/publish"
+
+    def publish_headers(self) -> dict[str, str]:
+        return {}
+
+    def token(self, user: str = "bench") -> str | None:
+        return None
+
+    def command(self) -> tuple[list[str], dict[str, str], Path]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.port = free_port()
+        argv, env, cwd = self.command()
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=log,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        wait_ready(self.url + "/readyz", self.process, self.log)
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def rss(self) -> int:
+        assert self.process is not None
+        return rss_bytes(self.process.pid)
+
+
+class HubServer(Server):
+    kind = "hub"
+
+    def __init__(self, env: BenchEnv, name: str, deflate: bool = False,
+                 async_mode: str = "eventlet") -> None:
+        super().__init__(env, name, deflate)
+        self.async_mode = async_mode
+
+    @property
+    def publish_url(self) -> str:
+        return self.url + "/api/v1/publish"
+
+    def publish_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.env.service_key}"}
+
+    def token(self, user: str = "bench") -> str | None:
+        return self.env.user_token(user)
+
+    def command(self) -> tuple[list[str], dict[str, str], Path]:
+        env = self.env.hub_env(self.async_mode, HUB_PORT=str(self.port),
+                               HUB_WS_COMPRESSION="1" if self.deflate else "0")
+        return [PYTHON, "run.py", "web"], env, ROOT
+
+
+class FlaskServer(Server):
+    kind = "flask"
+
+    def __init__(self, env: BenchEnv, name: str, deflate: bool = False,
+                 async_mode: str = "eventlet", nodelay: bool = False) -> None:
+        super().__init__(env, name, deflate)
+        self.async_mode = async_mode
+        self.nodelay = nodelay
+
+    def command(self) -> tuple[list[str], dict[str, str], Path]:
+        argv = [PYTHON, str(ROOT / "bench" / "baseline_flask.py"), "--port", str(self.port),
+                "--redis", self.env.redis_url, "--async-mode", self.async_mode]
+        if self.nodelay:
+            argv.append("--nodelay")
+        if self.deflate:
+            argv.append("--deflate")
+        return argv, dict(os.environ), ROOT
+
+
+class NodeServer(Server):
+    kind = "node"
+
+    def command(self) -> tuple[list[str], dict[str, str], Path]:
+        argv = ["node", "ref-server.js", "--port", str(self.port), "--redis", self.env.redis_url]
+        if self.deflate:
+            argv.append("--deflate")
+        return argv, dict(os.environ), NODE_DIR
+
+
+class HubWorker:
+    """A Celery worker for Hub's task scenarios (prefork, as in production)."""
+
+    def __init__(self, env: BenchEnv, concurrency: int = 2) -> None:
+        self.env = env
+        self.concurrency = concurrency
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = env.log_dir / "worker.log"
+
+    def start(self) -> None:
+        env = self.env.hub_env(HUB_WORKER_CONCURRENCY=str(self.concurrency))
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen([PYTHON, "run.py", "worker"], cwd=ROOT, env=env,
+                                            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+
+    def stop(self) -> None:
+        stop_process(self.process, timeout=20)
+        self.process = None
+
+
+SERVER_KINDS = {
+    "hub": lambda env, deflate: HubServer(env, "hub", deflate, "eventlet"),
+    "hub-gevent": lambda env, deflate: HubServer(env, "hub-gevent", deflate, "gevent"),
+    "flask": lambda env, deflate: FlaskServer(env, "flask", deflate, "eventlet"),
+    "flask-gevent": lambda env, deflate: FlaskServer(env, "flask-gevent", deflate, "gevent"),
+    # An experiment: the floor with TCP_NODELAY on its sockets (eventlet only).
+    "flask-nodelay": lambda env, deflate: FlaskServer(env, "flask-nodelay", deflate, "eventlet",
+                                                      nodelay=True),
+    "node": lambda env, deflate: NodeServer(env, "node", deflate),
+}
+
+
+def make_server(env: BenchEnv, kind: str, deflate: bool) -> Server:
+    server = SERVER_KINDS[kind](env, deflate)
+    if deflate:
+        server.name += "+deflate"
+        server.log = env.log_dir / f"{server.name}.log"
+    return server
