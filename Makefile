@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 VENDOR := hub/static/vendor
 
-.PHONY: setup run test test-all lint bench bench-smoke clean
+.PHONY: setup chromium run test lint bench bench-smoke clean
 
 setup: $(VENV)/.installed $(VENDOR)/.installed
 
@@ -27,12 +27,22 @@ $(VENDOR)/.installed: package.json package-lock.json
 	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css $(VENDOR)/swagger-ui/
 	touch $@
 
+# Debian's Chromium drives the browser tests; installed here when we can (root + apt).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "note: /usr/bin/chromium is missing (apt-get install chromium); browser tests will be skipped"; \
+	  fi; \
+	fi
+
 run: setup
 	$(PY) run.py
 
 # The default suite: unit, integration (real Redis, worker, Socket.IO) and
 # browser tests. HUB_TEST_ASYNC_MODES picks the hub's async modes under test.
-test: setup
+test: setup chromium
 	$(PY) -m pytest
 
 lint: setup

@@ -75,6 +75,7 @@ class BaseConfig:
             "HUB_VISIBILITY_TIMEOUT": _int(environ, "HUB_VISIBILITY_TIMEOUT", 3600),
             "HUB_REDIS_PREFIX": environ.get("HUB_REDIS_PREFIX") or "hub",
             "HUB_DEV_DASHBOARD": cls.ENV_NAME == "development",
+            "TEMPLATES_AUTO_RELOAD": cls.ENV_NAME == "development",
             "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
             # Request bodies may carry a broadcast's user list; publications stay <= 64 KiB.
             "MAX_CONTENT_LENGTH": _int(environ, "HUB_MAX_REQUEST_BYTES", 2 * 1024 * 1024),

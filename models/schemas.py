@@ -138,14 +138,19 @@ class NotificationRecordSchema(Schema):
     read = fields.Boolean()
 
 
-class NotificationCreateSchema(StrictSchema):
-    user = fields.String(validate=USER_ID, load_default=None)
-    users = fields.List(fields.String(validate=USER_ID), load_default=None,
-                        validate=validate.Length(min=1, max=1000))
+class NotificationContentSchema(StrictSchema):
+    """What a notification says; shared by REST sends and notifications.broadcast."""
+
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     body = fields.String(load_default=None, validate=validate.Length(max=10_000))
     data = fields.Dict(load_default=None)
     category = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
+
+
+class NotificationCreateSchema(NotificationContentSchema):
+    user = fields.String(validate=USER_ID, load_default=None)
+    users = fields.List(fields.String(validate=USER_ID), load_default=None,
+                        validate=validate.Length(min=1, max=1000))
     idempotency_key = fields.String(validate=IDEMPOTENCY_KEY, load_default=None)
 
     @validates_schema

@@ -8,7 +8,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import delete, func, or_, select
 
 from models import FINAL_STATES, Notification, ScheduleRun, Task, db, utcnow
-from models.schemas import USER_ID
+from models.schemas import USER_ID, NotificationContentSchema
 from tasks import inbox
 from tasks.hub_task import hub_task
 from tasks.job import Job
@@ -36,13 +36,9 @@ def count(job: Job, steps: int, delay: float, fail_at: int | None = None) -> dic
     return {"counted": steps}
 
 
-class BroadcastArgs(Schema):
+class BroadcastArgs(NotificationContentSchema):
     users = fields.List(fields.String(validate=USER_ID), required=True,
                         validate=validate.Length(min=1, max=100_000))
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    body = fields.String(load_default=None, validate=validate.Length(max=10_000))
-    data = fields.Dict(load_default=None)
-    category = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
     batch_size = fields.Integer(load_default=500, validate=validate.Range(min=1, max=5000))
 
 

@@ -3,6 +3,7 @@
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -129,15 +130,22 @@ def test_digest_and_cleanup_run_on_the_beat_schedule(fresh_clients: Stack) -> No
 # -- profiles with their own stack ------------------------------------------------------
 
 
-@pytest.fixture
-def tiny_history_stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
+@contextmanager
+def own_stack(redis_url: str, tmp_path: Path, db_index: int, **env: str) -> Iterator[Stack]:
+    """A one-off eventlet + SQLite stack with its own settings (no beat)."""
     stack = Stack("eventlet", f"sqlite:///{tmp_path / 'hub.db'}",
-                  f"{redis_url.rsplit('/', 1)[0]}/10", tmp_path, beat=False,
-                  extra_env={"HUB_HISTORY_SIZE": "10"})
+                  f"{redis_url.rsplit('/', 1)[0]}/{db_index}", tmp_path, beat=False,
+                  extra_env=env)
     try:
         yield stack.start()
     finally:
         stack.stop()
+
+
+@pytest.fixture
+def tiny_history_stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
+    with own_stack(redis_url, tmp_path, 10, HUB_HISTORY_SIZE="10") as stack:
+        yield stack
 
 
 def test_tiny_history_falls_back_to_the_inbox(tiny_history_stack: Stack) -> None:
@@ -165,13 +173,8 @@ def test_tiny_history_falls_back_to_the_inbox(tiny_history_stack: Stack) -> None
 
 @pytest.fixture
 def short_visibility_stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack("eventlet", f"sqlite:///{tmp_path / 'hub.db'}",
-                  f"{redis_url.rsplit('/', 1)[0]}/11", tmp_path, beat=False,
-                  extra_env={"HUB_VISIBILITY_TIMEOUT": "5"})
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
+    with own_stack(redis_url, tmp_path, 11, HUB_VISIBILITY_TIMEOUT="5") as stack:
+        yield stack
 
 
 def test_broadcast_survives_a_sigkilled_worker(short_visibility_stack: Stack) -> None:
