@@ -1,5 +1,6 @@
-// The dashboard: sign in, run and follow tasks, watch the beat schedule. Everything live
-// comes through hub.js; REST is only used for the initial task list.
+// The dashboard: sign in, run and follow tasks, read notifications, watch the beat
+// schedule. Everything live comes through hub.js (and its inbox); REST is only used for
+// the initial task list.
 
 import { connect, mergeTask } from "/static/hub.js";
 
@@ -129,6 +130,65 @@ async function loadRecentTasks() {
   for (const record of page.items) addTask(record, { top: false });
 }
 
+// -- inbox -----------------------------------------------------------------------
+
+function renderInbox(inbox) {
+  const count = inbox.unreadCount ?? inbox.items.filter((item) => !item.read).length;
+  const badge = $('[data-testid="unread-badge"]');
+  badge.dataset.count = String(count);
+  badge.textContent = count > 99 ? "99+" : String(count);
+  badge.title = `${count} unread`;
+  $('[data-testid="mark-all-read"]').disabled = count === 0;
+  $('[data-testid="inbox-empty"]').hidden = inbox.items.length > 0;
+  $('[data-testid="load-more"]').hidden = !inbox.hasMore;
+  const list = $('[data-testid="notification-list"]');
+  const existing = new Map([...list.children].map((el) => [el.dataset.id, el]));
+  let previous = null;
+  for (const item of inbox.items) {
+    let el = existing.get(String(item.id));
+    existing.delete(String(item.id));
+    if (!el) el = notificationElement(item);
+    el.dataset.read = String(item.read);
+    el.setAttribute("aria-label", `${item.title}${item.read ? "" : " (unread)"}`);
+    // Keep the DOM in the inbox's order (newest first) without rebuilding it.
+    const want = previous ? previous.nextElementSibling : list.firstElementChild;
+    if (want !== el) list.insertBefore(el, want);
+    previous = el;
+  }
+  for (const el of existing.values()) el.remove();
+}
+
+function notificationElement(item) {
+  const el = $("#notification-item").content.firstElementChild.cloneNode(true);
+  el.dataset.id = String(item.id);
+  if (item.category) el.dataset.category = item.category;
+  $(".title", el).textContent = item.title;
+  $(".body", el).textContent = item.body || "";
+  $(".body", el).hidden = !item.body;
+  const when = $(".when", el);
+  when.dateTime = item.created_at;
+  when.textContent = new Date(item.created_at).toLocaleTimeString();
+  when.title = new Date(item.created_at).toLocaleString();
+  return el;
+}
+
+async function inboxAction(action) {
+  showError("inbox-error", null);
+  try {
+    await action();
+  } catch (error) {
+    showError("inbox-error", error);
+  }
+}
+
+function onNotificationActivate(event) {
+  if (event.type === "keydown" && event.key !== "Enter" && event.key !== " ") return;
+  const el = event.target.closest('[data-testid="notification-item"]');
+  if (!el || !client) return;
+  if (event.type === "keydown") event.preventDefault();
+  if (el.dataset.read !== "true") inboxAction(() => client.inbox.markRead([Number(el.dataset.id)]));
+}
+
 // -- schedules --------------------------------------------------------------------
 
 function addScheduleItem(feed, p) {
@@ -165,6 +225,7 @@ function resetView() {
   rows.clear();
   $('[data-testid="task-list"]').replaceChildren();
   $('[data-testid="tasks-empty"]').hidden = false;
+  $('[data-testid="notification-list"]').replaceChildren();
   for (const feed of document.querySelectorAll('[data-testid="schedule-feed"]')) {
     feed.replaceChildren();
   }
@@ -192,13 +253,16 @@ async function start(user, token, getToken) {
   who.textContent = client.user;
   who.hidden = false;
   $("#tasks").hidden = false;
+  $("#inbox").hidden = false;
   $("#schedules").hidden = false;
+  const { inbox } = client;
+  inbox.onChange((changed) => changed === client?.inbox && renderInbox(changed));
+  renderInbox(inbox);
   followSchedules();
-  try {
-    await loadRecentTasks();
-  } catch (error) {
-    showError("tasks-error", error);
-  }
+  await Promise.all([
+    loadRecentTasks().catch((error) => showError("tasks-error", error)),
+    inbox.load().catch((error) => showError("inbox-error", error)),
+  ]);
 }
 
 async function signIn(event) {
@@ -218,6 +282,13 @@ function init() {
     $('[data-testid="signin-form"]').addEventListener("submit", signIn);
     $('[data-testid="demo-form"]').addEventListener("submit", runDemo);
   }
+  const list = $('[data-testid="notification-list"]');
+  list.addEventListener("click", onNotificationActivate);
+  list.addEventListener("keydown", onNotificationActivate);
+  $('[data-testid="mark-all-read"]').addEventListener(
+    "click", () => inboxAction(() => client.inbox.markAllRead()));
+  $('[data-testid="load-more"]').addEventListener(
+    "click", () => inboxAction(() => client.inbox.loadMore()));
   signInFromFragment();
   window.addEventListener("hashchange", signInFromFragment);
 }

@@ -8,6 +8,9 @@
 // pretending nothing was lost.
 
 import { io } from "/static/vendor/socket.io.esm.min.js";
+import { Inbox } from "/static/inbox.js";
+
+export { Inbox };
 
 const FINAL_STATES = new Set(["succeeded", "failed", "cancelled"]);
 const ACK_TIMEOUT_MS = 10000;
@@ -65,8 +68,12 @@ export function connect({ url = window.location.origin, token, getToken }) {
   return new Hub(url, token, getToken);
 }
 
+/** A connection to Hub: subscriptions with recovery, task views, the personal channel
+ *  and its inbox. Make one with `connect()`. */
 export class Hub {
   constructor(url, token, getToken) {
+    /** @type {string} the hub's origin (REST calls go there too) */
+    this.url = url;
     this.token = token;
     this.getToken = getToken;
     /** @type {string} the signed-in user id (`sub`) */
@@ -74,8 +81,7 @@ export class Hub {
     this.personalChannel = `user:${this.user}`;
     /** channel -> {listeners, onResync, pos, pending, buffer, ready} */
     this.subs = new Map();
-    /** personal-channel listeners by type ("*" for all): the extension point for an
-     *  `inbox` helper (notification.created / notification.read arrive here). */
+    /** personal-channel listeners by type ("*" for all); `inbox` is one of them */
     this.personal = new Map();
     this.tasks = new Map(); // taskId -> {view, fns}
     this.status = "connecting";
@@ -90,6 +96,8 @@ export class Hub {
     this._track(this.personalChannel, (p) => this._dispatchPersonal(p), {
       onResync: (ack) => this._dispatchPersonal({ type: "hub.resync", data: ack }),
     });
+    /** @type {Inbox} the user's notifications: call `inbox.load()` to start using it */
+    this.inbox = new Inbox(this);
     this.socket = io(url, {
       transports: ["websocket"],
       // Called before every (re)connect: the newest token, and where the personal channel stands.
@@ -168,10 +176,8 @@ export class Hub {
     };
   }
 
-  // Extension point: the personal channel. An `inbox` helper (notifications) plugs in
-  // here, e.g. `hub.inbox = createInbox(hub)` listening to "notification.created" and
-  // "notification.read", reloading `/api/v1/me/notifications` on "hub.resync", and
-  // marking read with `hub.socket.emitWithAck("notifications.read", {ids})`.
+  // The personal channel. `hub.inbox` (inbox.js) listens here to "notification.created",
+  // "notification.read" and "hub.resync" (to fill gaps from REST).
 
   /**
    * Listen to the personal channel (`user:<sub>`) by event type, or "*" for all. The
@@ -374,7 +380,13 @@ export class Hub {
 
   _dispatchPersonal(p) {
     for (const key of [p.type, "*"]) {
-      for (const fn of this.personal.get(key) ?? []) fn(p);
+      for (const fn of this.personal.get(key) ?? []) {
+        try {
+          fn(p);
+        } catch (err) {
+          console.error("hub: listener failed", err);
+        }
+      }
     }
   }
 }
