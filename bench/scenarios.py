@@ -175,7 +175,7 @@ def tasks(ctx: Context, server: Server) -> None:
     client, minus the task's own runtime (started_at to finished_at)."""
     if not isinstance(server, HubServer):
         return
-    worker = HubWorker(ctx.env)
+    worker = HubWorker(ctx.env, root=server.root)
     worker.start()
     try:
         def round_trip(count: int, timeout_ms: int) -> dict[str, Any]:

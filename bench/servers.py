@@ -183,9 +183,10 @@ class HubServer(Server):
     kind = "hub"
 
     def __init__(self, env: BenchEnv, name: str, deflate: bool = False,
-                 async_mode: str = "eventlet") -> None:
+                 async_mode: str = "eventlet", root: Path = ROOT) -> None:
         super().__init__(env, name, deflate)
         self.async_mode = async_mode
+        self.root = root  # another checkout for `hub-ref` (A/B against older code)
 
     @property
     def publish_url(self) -> str:
@@ -199,8 +200,9 @@ class HubServer(Server):
 
     def command(self) -> tuple[list[str], dict[str, str], Path]:
         env = self.env.hub_env(self.async_mode, HUB_PORT=str(self.port),
-                               HUB_WS_COMPRESSION="1" if self.deflate else "0")
-        return [PYTHON, "run.py", "web"], env, ROOT
+                               HUB_WS_COMPRESSION="1" if self.deflate else "0",
+                               PYTHONPATH=str(self.root))
+        return [PYTHON, "run.py", "web"], env, self.root
 
 
 class FlaskServer(Server):
@@ -235,16 +237,20 @@ class NodeServer(Server):
 class HubWorker:
     """A Celery worker for Hub's task scenarios (prefork, as in production)."""
 
-    def __init__(self, env: BenchEnv, concurrency: int = 2) -> None:
+    def __init__(self, env: BenchEnv, concurrency: int | None = None,
+                 root: Path = ROOT) -> None:
         self.env = env
-        self.concurrency = concurrency
+        self.root = root
+        self.concurrency = concurrency  # None: run.py's default (or HUB_WORKER_CONCURRENCY)
         self.process: subprocess.Popen[bytes] | None = None
         self.log = env.log_dir / "worker.log"
 
     def start(self) -> None:
-        env = self.env.hub_env(HUB_WORKER_CONCURRENCY=str(self.concurrency))
+        extra = {} if self.concurrency is None else \
+            {"HUB_WORKER_CONCURRENCY": str(self.concurrency)}
+        env = self.env.hub_env(PYTHONPATH=str(self.root), **extra)
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([PYTHON, "run.py", "worker"], cwd=ROOT, env=env,
+            self.process = subprocess.Popen([PYTHON, "run.py", "worker"], cwd=self.root, env=env,
                                             stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                             start_new_session=True)
 
@@ -253,8 +259,19 @@ class HubWorker:
         self.process = None
 
 
+def ref_root() -> Path:
+    """`hub-ref`: Hub from another checkout, e.g. the last commit for an A/B in one run:
+    git archive HEAD | tar -x -C /tmp/hub-ref; HUB_BENCH_REF=/tmp/hub-ref python -m bench
+    --servers hub,hub-ref,flask (same venv, same Redis and database)."""
+    root = os.environ.get("HUB_BENCH_REF")
+    if not root or not (Path(root) / "run.py").is_file():
+        raise RuntimeError("hub-ref needs HUB_BENCH_REF=<a checkout of Hub>")
+    return Path(root)
+
+
 SERVER_KINDS = {
     "hub": lambda env, deflate: HubServer(env, "hub", deflate, "eventlet"),
+    "hub-ref": lambda env, deflate: HubServer(env, "hub-ref", deflate, "eventlet", ref_root()),
     "hub-gevent": lambda env, deflate: HubServer(env, "hub-gevent", deflate, "gevent"),
     "flask": lambda env, deflate: FlaskServer(env, "flask", deflate, "eventlet"),
     "flask-gevent": lambda env, deflate: FlaskServer(env, "flask-gevent", deflate, "gevent"),

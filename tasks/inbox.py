@@ -110,13 +110,15 @@ def mark_read(user: str, ids: list[int] | None) -> int:
     else:
         scope = Notification.read_at.is_(None)
     changed = list(db.session.scalars(select(Notification.id).where(
-        owned, scope, Notification.read_at.is_(None))))
+        owned, scope, Notification.read_at.is_(None)).order_by(Notification.id)))
     if changed:
         db.session.execute(update(Notification).where(
             Notification.id.in_(changed), Notification.read_at.is_(None)).values(read_at=utcnow()))
     db.session.commit()
     count = unread_counts([user])[user]
     if changed:
+        # Ascending ids; past 1000 the event lists the first 1000 and says it was cut.
         publish(user_channel(user), "notification.read",
-                {"ids": changed[:1000], "all": ids is None, "unread_count": count})
+                {"ids": changed[:1000], "all": ids is None, "truncated": len(changed) > 1000,
+                 "unread_count": count})
     return count

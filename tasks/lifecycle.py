@@ -92,8 +92,11 @@ def submit(name: str, raw_args: Any, user: str | None, service_id: int | None,
         return existing, False
     try:
         _publish_lifecycle(task, "task.queued", trace_id)
+        # ignore_result: results live in SQL (celeryconfig's task_ignore_result), and without
+        # it send_task has the result backend SUBSCRIBE this process to the task's result
+        # channel, a Redis round trip per submission and a subscription never dropped.
         current_app.extensions["celery"].send_task(
-            name, kwargs={"task_id": task.id}, task_id=task.id)
+            name, kwargs={"task_id": task.id}, task_id=task.id, ignore_result=True)
     except Exception:
         # Nothing will run it: forget the row so the caller's retry starts clean.
         db.session.rollback()

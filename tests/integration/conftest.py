@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from hub.embedded import EmbeddedRedis
-from tests.support.stack import Stack
+from tests.support.stack import Stack, close_all
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +75,5 @@ def stack(request: pytest.FixtureRequest, redis_url: str,
 def fresh_clients(stack: Stack) -> Iterator[Stack]:
     """The stack, with every client a test opened closed afterwards."""
     yield stack
-    for client in stack.clients:
-        client.close()
+    close_all(stack.clients)
     stack.clients.clear()

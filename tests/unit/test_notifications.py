@@ -96,7 +96,8 @@ def test_read_over_socket_syncs_other_tabs(client: FlaskClient, auth: dict[str, 
     ack = tab1.emit("notifications.read", {"ids": [ids[0]]}, callback=True)
     assert ack == {"ok": True, "unread_count": 1}
     events = [m["args"][0] for m in tab2.get_received() if m["name"] == "notification.read"]
-    assert [e["data"] for e in events] == [{"ids": [ids[0]], "all": False, "unread_count": 1}]
+    assert [e["data"] for e in events] == [{"ids": [ids[0]], "all": False, "truncated": False,
+                                            "unread_count": 1}]
     again = tab1.emit("notifications.read", {"ids": [ids[0]]}, callback=True)
     assert again == {"ok": True, "unread_count": 1}  # already read: no second event
     assert [m for m in tab2.get_received() if m["name"] == "notification.read"] == []
