@@ -31,7 +31,8 @@ worker_send_task_events = False
 enable_utc = True
 timezone = "UTC"
 
-# Beat takes a Redis lock so exactly one scheduler runs; it keeps no pickle shelve.
+# Beat takes a Redis lock so exactly one scheduler runs; its schedule state stays in
+# memory (Celery's default persists it with the shelve module, which is not JSON).
 beat_scheduler = "tasks.beat:LockedScheduler"
 beat_max_loop_interval = 5
 

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 
 from hub.config import load_config
@@ -47,10 +48,12 @@ def forward(prefix: str, stream: "subprocess.IO[bytes]") -> None:
         sys.stdout.flush()
 
 
-def wait_ready(url: str, children: dict[str, subprocess.Popen[bytes]], timeout: float) -> bool:
+def wait_ready(url: str, processes: Iterable["subprocess.Popen[bytes]"], timeout: float) -> bool:
+    """Poll url until it answers 200; False if any of the processes exits or time runs out."""
+    watched = list(processes)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(child.poll() is not None for child in children.values()):
+        if any(process.poll() is not None for process in watched):
             return False
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
@@ -112,7 +115,7 @@ def run_all() -> int:
             children[role] = child
             threading.Thread(target=forward, args=(role, child.stdout), daemon=True).start()
         base = f"http://{config['HUB_HOST']}:{config['HUB_PORT']}"
-        if not wait_ready(f"{base}/readyz", children, timeout=90):
+        if not wait_ready(f"{base}/readyz", children.values(), timeout=90):
             print("Hub did not become ready; stopping.", flush=True)
             return 1
         print(f"\nHub is ready.\n  dashboard: {base}/\n  API docs:  {base}/api/docs", flush=True)

@@ -1,4 +1,4 @@
-"""Beat's scheduler: in-memory (no pickle shelve) and guarded by a Redis lock."""
+"""Beat's scheduler: state in memory (no shelve file) and guarded by a Redis lock."""
 
 import logging
 import uuid

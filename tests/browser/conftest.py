@@ -8,8 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from hub.embedded import free_port
+from hub.launcher import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -33,21 +32,6 @@ def tail(path: Path, lines: int = 60) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no output)"
-
-
-def wait_ready(url: str, launcher: "subprocess.Popen[bytes]", timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if launcher.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.25)
-    return False
 
 
 def stop_launcher(launcher: "subprocess.Popen[bytes]") -> None:
@@ -87,7 +71,7 @@ def hub_url(hub_log: Path) -> Iterator[str]:
                                     stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        if not wait_ready(f"{base}/readyz", launcher, READY_TIMEOUT):
+        if not wait_ready(f"{base}/readyz", [launcher], READY_TIMEOUT):
             pytest.fail(f"the hub did not become ready; run.py output:\n{tail(hub_log)}")
         yield base
     finally:
