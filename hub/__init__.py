@@ -59,10 +59,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from hub.rate_limit import RateLimiter
 
-    limiter_client = None if app.config["TESTING"] and backend.__class__ is MemoryBackend \
-        else client
+    # The in-memory mode (unit tests) has no Redis to count in.
     app.extensions["hub.rate_limiter"] = RateLimiter(
-        limiter_client, app.config["HUB_REST_RATE"], app.config["HUB_REDIS_PREFIX"])
+        None if isinstance(backend, MemoryBackend) else client,
+        app.config["HUB_REST_RATE"], app.config["HUB_REDIS_PREFIX"])
 
     from tasks.celery_app import celery_init_app
 

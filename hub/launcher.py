@@ -65,12 +65,14 @@ def wait_ready(url: str, processes: Iterable["subprocess.Popen[bytes]"], timeout
     return False
 
 
-def stop(children: dict[str, subprocess.Popen[bytes]], grace: float = 15.0) -> None:
-    """SIGTERM every child's process group, wait, then SIGKILL what is left."""
+def stop(children: dict[str, subprocess.Popen[bytes]], grace: float = 15.0,
+         sig: int = signal.SIGTERM) -> None:
+    """Signal every child's process group (SIGTERM by default), wait, then SIGKILL what is
+    left, worker pool processes included."""
     for child in children.values():
         if child.poll() is None:
             try:
-                os.killpg(child.pid, signal.SIGTERM)
+                os.killpg(child.pid, sig)
             except ProcessLookupError:
                 pass
     deadline = time.monotonic() + grace

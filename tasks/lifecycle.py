@@ -53,14 +53,18 @@ def _publish_lifecycle(task: Task, event_type: str, trace_id: str | None = None)
         publish(user_channel(task.user), event_type, record, trace_id=trace_id)
 
 
-def _transition(task_id: str, from_states: Iterable[str], **values: Any) -> Task | None:
+def _update(task_id: str, from_states: Iterable[str], **values: Any) -> bool:
+    """Conditional UPDATE, committed; True if this call made the change."""
     result = db.session.execute(
         update(Task).where(Task.id == task_id, Task.state.in_(list(from_states))).values(**values)
     )
     db.session.commit()
-    if result.rowcount != 1:
-        return None
-    return get_task(task_id)
+    return result.rowcount == 1
+
+
+def _transition(task_id: str, from_states: Iterable[str], **values: Any) -> Task | None:
+    """A state change that publishes: returns the fresh record, or None if we lost the race."""
+    return get_task(task_id) if _update(task_id, from_states, **values) else None
 
 
 def submit(name: str, raw_args: Any, user: str | None, service_id: int | None,
@@ -132,7 +136,7 @@ def start(task_id: str) -> Task | None:
 def progress(task_id: str, current: int, total: int | None, message: str | None) -> bool:
     percent = round(100.0 * current / total, 1) if total else 0.0
     data = {"current": current, "total": total, "percent": percent, "message": message}
-    if _transition(task_id, ["started"], progress=data) is None:
+    if not _update(task_id, ["started"], progress=data):
         return False
     publish(task_channel(task_id), "task.progress", {"task_id": task_id, **data})
     return True

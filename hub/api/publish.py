@@ -68,8 +68,7 @@ class History(MethodView):
             fail(422, "invalid channel name", errors={
                 "channel": ["1-255 characters of A-Za-z0-9_:.@-"]})
         publisher = current_publisher()
-        position = publisher.recover(channel, None).position
-        epoch = query["epoch"] or position.epoch
+        epoch = query["epoch"] or publisher.recover(channel, None).position.epoch
         recovery = publisher.recover(channel, Position(query["since"], epoch), query["limit"])
         return {"channel": channel, "offset": recovery.position.offset,
                 "epoch": recovery.position.epoch, "recovered": recovery.recovered,

@@ -164,7 +164,6 @@ def test_tiny_history_falls_back_to_the_inbox(tiny_history_stack: Stack) -> None
                                             "epoch": position["epoch"]}})
     assert rec["recovered"] is False and rec["publications"] == []
     # The client fills the gap from the inbox, newer than what it had.
-    missed: list[dict[str, Any]] = []
     page = stack.get("/api/v1/me/notifications", key=stack.token(user),
                      params={"since_id": seen, "limit": 100}).json()
     missed = page["items"]

@@ -18,6 +18,7 @@ import socketio
 
 from events import tokens
 from hub.embedded import free_port
+from hub.launcher import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 JWT_SECRET = "integration-jwt-secret-0123456789-abcdefghijklmnop"
@@ -175,18 +176,8 @@ class Stack:
 
     def stop_role(self, role: str, sig: int = signal.SIGTERM) -> None:
         process = self.processes.pop(role, None)
-        if process is None:
-            return
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
+        if process is not None:
+            stop({role: process}, sig=sig)
 
     def stop(self) -> None:
         close_all(self.clients)
