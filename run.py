@@ -40,7 +40,10 @@ def web() -> None:
     app = create_app({"HUB_PROCESS": "web"})
     options: dict[str, object] = {"log_output": False}
     if mode == "eventlet":
+        from hub.eventlet_http import SmallBufferHttpProtocol
+
         options["max_size"] = int(os.environ.get("HUB_MAX_CONNECTIONS") or 100_000)
+        options["protocol"] = SmallBufferHttpProtocol
     if mode == "threading":
         options["allow_unsafe_werkzeug"] = True
     app.extensions["socketio"].run(app, host=app.config["HUB_HOST"],

@@ -35,7 +35,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help=f"comma list of {', '.join(SCENARIOS)}")
-    parser.add_argument("--servers", default="hub,flask,node",
+    parser.add_argument("--servers", default="hub,flask-tuned,flask,node",
                         help=f"comma list of {', '.join(SERVER_KINDS)}")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--clients", type=int, help="clients for fanout/latency/emitter")

@@ -1,10 +1,15 @@
 """The stack's floor: bare Flask-SocketIO on eventlet with the Redis message queue.
 
     python bench/baseline_flask.py --port P --redis URL [--deflate] [--async-mode gevent]
+                                   [--hub-transport]
 
 No auth, no history, no limits: a `subscribe` event joins a room and acks, and
 `POST /publish {channel, type, data}` emits the type to that room through the queue
 (as Hub does), in Hub's envelope shape. Hub's own work is what it costs above this.
+
+--hub-transport gives the floor Hub's eventlet transport (direct websocket writes, small
+HTTP buffers), so that Hub against this floor isolates Hub's own work: auth, channel
+rules, envelopes, history.
 """
 
 import argparse
@@ -19,6 +24,8 @@ def main() -> None:
     parser.add_argument("--async-mode", default="eventlet", choices=["eventlet", "gevent"])
     parser.add_argument("--nodelay", action="store_true",
                         help="TCP_NODELAY on accepted sockets (an experiment: Nagle vs p99)")
+    parser.add_argument("--hub-transport", action="store_true",
+                        help="Hub's direct writes and small HTTP buffers (eventlet)")
     args = parser.parse_args()
     if args.async_mode == "eventlet":
         warnings.filterwarnings("ignore", message="\\s*Eventlet is deprecated")
@@ -31,7 +38,7 @@ def main() -> None:
         monkey.patch_all()
     if args.nodelay:
         nodelay_on_accept()
-    serve(args.port, args.redis, args.deflate, args.async_mode)
+    serve(args.port, args.redis, args.deflate, args.async_mode, args.hub_transport)
 
 
 def nodelay_on_accept() -> None:
@@ -50,7 +57,8 @@ def nodelay_on_accept() -> None:
     GreenSocket.accept = accept_nodelay  # type: ignore[method-assign]
 
 
-def serve(port: int, redis_url: str, deflate: bool, async_mode: str) -> None:
+def serve(port: int, redis_url: str, deflate: bool, async_mode: str,
+          hub_transport: bool) -> None:
     from datetime import UTC, datetime
     from typing import Any
 
@@ -97,6 +105,12 @@ def serve(port: int, redis_url: str, deflate: bool, async_mode: str) -> None:
     options: dict[str, Any] = {"log_output": False}
     if async_mode == "eventlet":
         options["max_size"] = 100_000
+    if hub_transport and async_mode == "eventlet":
+        from hub import direct_write
+        from hub.eventlet_http import SmallBufferHttpProtocol
+
+        direct_write.install()
+        options["protocol"] = SmallBufferHttpProtocol
     socketio.run(app, host="127.0.0.1", port=port, **options)
 
 

@@ -18,6 +18,7 @@ from bench.report import Results
 from bench.servers import CHANNEL, PYTHON, ROOT, BenchEnv, HubServer, HubWorker, Server
 
 P99_TARGET_MS = 100.0
+P99_GIVE_UP_MS = 1000.0  # the ladder goes on past the target, up to a saturated rate
 
 
 @dataclass
@@ -92,10 +93,13 @@ def fanout(ctx: Context, server: Server) -> None:
 
 
 def latency(ctx: Context, server: Server) -> None:
-    """Open-loop publications at fixed rates to N clients; the ladder stops at the first
-    rate whose p99 misses the target (that rate is still recorded)."""
+    """Open-loop publications at fixed rates to N clients. The ladder climbs until p99 is
+    over a second or deliveries are lost (that rate is still recorded), so every server
+    has figures at the rates the targets name; the best rate with p99 under the target is
+    recorded too."""
     sizes = ctx.sizes
     best = 0
+    meeting = True  # every rate so far held p99 under the target
     for rate in sizes.rates:
         config = ctx.client_config(server, sizes.clients)
         config["mode"] = "publish"
@@ -110,9 +114,11 @@ def latency(ctx: Context, server: Server) -> None:
         if summary.get("lost"):
             ctx.record("latency", server, f"lost @{rate}/s", summary["lost"])
         p99 = stats.get("p99")
-        if p99 is None or p99 > P99_TARGET_MS or summary.get("lost"):
+        if p99 is None or p99 > P99_GIVE_UP_MS or summary.get("lost"):
             break
-        best = rate
+        meeting = meeting and p99 <= P99_TARGET_MS
+        if meeting:
+            best = rate
     ctx.record("latency", server, f"max rate p99<{P99_TARGET_MS:.0f}ms", best)
 
 
@@ -198,6 +204,10 @@ def tasks(ctx: Context, server: Server) -> None:
     ctx.record("tasks", server, "overhead p50 ms", result["overhead"]["p50"])
     ctx.record("tasks", server, "overhead p99 ms", result["overhead"]["p99"])
     ctx.record("tasks", server, "overhead max ms", result["overhead"]["max"])
+    # Where the round trip goes (p99 of each leg; the legs' tails need not coincide).
+    ctx.record("tasks", server, "POST to 202 p99 ms", result["accepted"]["p99"])
+    ctx.record("tasks", server, "queued to started p99 ms", result["waited"]["p99"])
+    ctx.record("tasks", server, "finished to client p99 ms", result["delivered"]["p99"])
     ctx.record("tasks", server, "not succeeded", ctx.sizes.tasks - result["succeeded"])
 
 

@@ -209,19 +209,23 @@ class FlaskServer(Server):
     kind = "flask"
 
     def __init__(self, env: BenchEnv, name: str, deflate: bool = False,
-                 async_mode: str = "eventlet", nodelay: bool = False) -> None:
+                 async_mode: str = "eventlet", nodelay: bool = False,
+                 hub_transport: bool = False) -> None:
         super().__init__(env, name, deflate)
         self.async_mode = async_mode
         self.nodelay = nodelay
+        self.hub_transport = hub_transport
 
     def command(self) -> tuple[list[str], dict[str, str], Path]:
         argv = [PYTHON, str(ROOT / "bench" / "baseline_flask.py"), "--port", str(self.port),
                 "--redis", self.env.redis_url, "--async-mode", self.async_mode]
         if self.nodelay:
             argv.append("--nodelay")
+        if self.hub_transport:
+            argv.append("--hub-transport")
         if self.deflate:
             argv.append("--deflate")
-        return argv, dict(os.environ), ROOT
+        return argv, {**os.environ, "PYTHONPATH": str(ROOT)}, ROOT
 
 
 class NodeServer(Server):
@@ -274,6 +278,9 @@ SERVER_KINDS = {
     "hub-ref": lambda env, deflate: HubServer(env, "hub-ref", deflate, "eventlet", ref_root()),
     "hub-gevent": lambda env, deflate: HubServer(env, "hub-gevent", deflate, "gevent"),
     "flask": lambda env, deflate: FlaskServer(env, "flask", deflate, "eventlet"),
+    # The floor on Hub's transport: Hub against it is Hub's own work alone.
+    "flask-tuned": lambda env, deflate: FlaskServer(env, "flask-tuned", deflate, "eventlet",
+                                                    hub_transport=True),
     "flask-gevent": lambda env, deflate: FlaskServer(env, "flask-gevent", deflate, "gevent"),
     # An experiment: the floor with TCP_NODELAY on its sockets (eventlet only).
     "flask-nodelay": lambda env, deflate: FlaskServer(env, "flask-nodelay", deflate, "eventlet",

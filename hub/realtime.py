@@ -48,6 +48,10 @@ def init_realtime(app: Flask, backend: object) -> SocketIO:
         "logger": False,
         "engineio_logger": False,
     }
+    if config["HUB_ASYNC_MODE"] == "eventlet":
+        from hub import direct_write  # imports eventlet: only in eventlet mode
+
+        app.extensions["hub.write_stats"] = direct_write.install()
     socketio = SocketIO()
     if isinstance(backend, MemoryBackend):
         lock: Any = threading.Lock()

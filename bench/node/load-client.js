@@ -245,9 +245,11 @@ async function runTasks(spec) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: spec.count });
   const sent = new Map();
   const failures = [];
+  const accepted = new Histogram(); // POST to its 202
   await Promise.all(Array.from({ length: spec.count }, async () => {
     const sentAt = now();
     const res = await post(agent, spec.url, spec.headers || {}, JSON.stringify(spec.body));
+    accepted.add(now() - sentAt);
     if (res.status !== 202) {
       failures.push(res.status);
       if (failures.length <= 3) noteError("task " + res.status + ": " + res.body.slice(0, 160));
@@ -260,6 +262,8 @@ async function runTasks(spec) {
   agent.destroy();
   const overhead = new Histogram();
   const total = new Histogram();
+  const waited = new Histogram(); // created_at to started_at: the broker queue and the pool
+  const delivered = new Histogram(); // finished_at to the event at this client
   for (const { text, receivedAt } of taskEvents) {
     const record = JSON.parse(text.slice(2))[1].data;
     const sentAt = sent.get(record.id);
@@ -267,9 +271,12 @@ async function runTasks(spec) {
     const runtime = Date.parse(record.finished_at) - Date.parse(record.started_at);
     total.add(receivedAt - sentAt);
     overhead.add(receivedAt - sentAt - (Number.isFinite(runtime) ? runtime : 0));
+    waited.add(Date.parse(record.started_at) - Date.parse(record.created_at));
+    delivered.add(receivedAt - Date.parse(record.finished_at));
   }
   return { posted: sent.size, post_failed: failures.length, succeeded: overhead.count,
-    overhead: overhead.summary(), total: total.summary() };
+    overhead: overhead.summary(), total: total.summary(), accepted: accepted.summary(),
+    waited: waited.summary(), delivered: delivered.summary() };
 }
 
 // -- waiting for deliveries -----------------------------------------------------------

@@ -57,4 +57,15 @@ def metrics() -> Response:
         "# TYPE hub_ready gauge",
     ]
     lines += [f'hub_ready{{check="{name}"}} {int(ok)}' for name, ok in readiness().items()]
+    stats = current_app.extensions.get("hub.write_stats")
+    if stats is not None:
+        lines += [
+            "# HELP hub_ws_backlogged_total Times a client's socket was full and its writes"
+            " were handed to a flusher.",
+            "# TYPE hub_ws_backlogged_total counter",
+            f"hub_ws_backlogged_total {stats.backlogged}",
+            "# HELP hub_ws_cut_off_total Clients disconnected for falling too far behind.",
+            "# TYPE hub_ws_cut_off_total counter",
+            f"hub_ws_cut_off_total {stats.cut_off}",
+        ]
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")

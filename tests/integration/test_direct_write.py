@@ -1,0 +1,136 @@
+"""Direct websocket writes (eventlet): a client that stops reading gets everything in order
+once it reads again, or is cut off when it falls too far behind, and never slows the others."""
+
+import json
+import re
+import socket
+import uuid
+from typing import Any
+
+import pytest
+import requests
+import websocket
+
+from tests.support.stack import LiveClient, Stack, wait_until
+
+pytestmark = pytest.mark.integration
+
+# Loopback lets the kernel hold up to ~4 MB (tcp_wmem's max) for a client that reads
+# nothing; the sizes below are chosen around that and the 4 MiB backlog limit.
+PAYLOAD = "x" * 30000
+
+
+class RawClient:
+    """A bare Socket.IO client on one websocket that reads only when told to, with a tiny
+    receive buffer, so the server's writes back up as they would for a stalled browser."""
+
+    def __init__(self, stack: Stack, user: str) -> None:
+        url = stack.base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        self.ws = websocket.create_connection(
+            url, timeout=30, sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+        assert self.ws.recv().startswith("0")  # engine.io OPEN
+        self.ws.send("40" + json.dumps({"token": stack.token(user)}))
+        assert self.next_packet().startswith("40{")
+        self.acks = 0
+
+    def next_packet(self) -> str:
+        while True:
+            data = self.ws.recv()
+            if data == "2":  # engine.io ping
+                self.ws.send("3")
+                continue
+            return data
+
+    def call(self, event: str, data: Any) -> Any:
+        self.acks += 1
+        self.ws.send(f"42{self.acks}" + json.dumps([event, data]))
+        while True:
+            packet = self.next_packet()
+            if packet.startswith(f"43{self.acks}"):
+                return json.loads(packet[len(f"43{self.acks}"):])[0]
+
+    def offsets(self, channel: str, count: int) -> list[int]:
+        """Read publications on `channel` until `count` arrived (or the server closes)."""
+        seen: list[int] = []
+        while len(seen) < count:
+            try:
+                packet = self.next_packet()
+            except websocket.WebSocketConnectionClosedException:
+                break
+            if not packet:
+                break
+            match = re.match(r"42\[\"[^\"]+\",(.*)\]$", packet, re.S)
+            if match:
+                envelope = json.loads(match.group(1))
+                if envelope.get("channel") == channel:
+                    seen.append(envelope["offset"])
+        return seen
+
+
+def metric(stack: Stack, name: str) -> int:
+    text = requests.get(stack.base_url + "/metrics", timeout=10).text
+    found = re.search(rf"^{name} (\d+)$", text, re.M)
+    assert found, text
+    return int(found.group(1))
+
+
+def publish(stack: Stack, channel: str, count: int) -> None:
+    for n in range(count):
+        response = stack.post("/api/v1/publish", {"channel": channel, "type": "bulk",
+                                                  "data": {"n": n, "pad": PAYLOAD}})
+        assert response.status_code == 202, response.text
+
+
+@pytest.fixture
+def eventlet_stack(fresh_clients: Stack) -> Stack:
+    if fresh_clients.async_mode != "eventlet":
+        pytest.skip("direct writes are the eventlet transport's")
+    return fresh_clients
+
+
+def reader_pair(stack: Stack) -> tuple[str, RawClient, LiveClient]:
+    """A fresh channel with two subscribers: a raw one that reads only when asked, and an
+    ordinary client that keeps up."""
+    channel = f"public:bulk-{uuid.uuid4().hex[:6]}"
+    raw = RawClient(stack, "raw")
+    assert raw.call("subscribe", {"channel": channel})["ok"]
+    live = stack.client("live")
+    assert live.call("subscribe", {"channel": channel})["ok"]
+    return channel, raw, live
+
+
+def test_a_stalled_reader_gets_everything_in_order(eventlet_stack: Stack) -> None:
+    stack = eventlet_stack
+    channel, stalled, live = reader_pair(stack)
+    before = metric(stack, "hub_ws_backlogged_total")
+
+    publish(stack, channel, 180)  # ~5.4 MB while `stalled` reads nothing
+
+    # The reader that keeps up is not held back by the stalled one.
+    live.wait_for(lambda c: len(c.publications(channel)) == 180)
+    assert metric(stack, "hub_ws_backlogged_total") > before  # the flusher path ran
+    assert stalled.offsets(channel, 180) == list(range(1, 181))
+    stalled.ws.close()
+
+
+def test_a_reader_too_far_behind_is_cut_off_and_can_recover(eventlet_stack: Stack) -> None:
+    stack = eventlet_stack
+    channel, slow, live = reader_pair(stack)
+    before = metric(stack, "hub_ws_cut_off_total")
+
+    publish(stack, channel, 400)  # ~12 MB: past the kernel's buffers plus the 4 MiB backlog
+
+    live.wait_for(lambda c: len(c.publications(channel)) == 400)
+    assert [p["offset"] for p in live.publications(channel)] == list(range(1, 401))
+    wait_until(lambda: metric(stack, "hub_ws_cut_off_total") > before, 30,
+               what="the slow client to be cut off")
+    received = slow.offsets(channel, 400)
+    assert len(received) < 400 and received == list(range(1, len(received) + 1))
+    # It comes back the way every client does: reconnect and recover from its last offset.
+    again = stack.client("raw")
+    reply = again.call("subscribe", {"channel": channel, "since": {
+        "offset": received[-1] if received else 0,
+        "epoch": live.publications(channel)[0]["epoch"]}})
+    assert reply["ok"] and reply["recovered"], reply
+    recovered = [p["offset"] for p in reply["publications"]]
+    assert (received + recovered) == list(range(1, 401))
