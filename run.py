@@ -38,12 +38,13 @@ def web() -> None:
     from hub import create_app
 
     app = create_app({"HUB_PROCESS": "web"})
-    options: dict[str, object] = {"log_output": False}
     if mode == "eventlet":
-        from hub.eventlet_http import SmallBufferHttpProtocol
+        from hub import eventlet_http
 
-        options["max_size"] = int(os.environ.get("HUB_MAX_CONNECTIONS") or 100_000)
-        options["protocol"] = SmallBufferHttpProtocol
+        eventlet_http.serve(app, app.config["HUB_HOST"], app.config["HUB_PORT"],
+                            int(os.environ.get("HUB_MAX_CONNECTIONS") or 100_000))
+        return
+    options: dict[str, object] = {"log_output": False}
     if mode == "threading":
         options["allow_unsafe_werkzeug"] = True
     app.extensions["socketio"].run(app, host=app.config["HUB_HOST"],

@@ -7,9 +7,9 @@ No auth, no history, no limits: a `subscribe` event joins a room and acks, and
 `POST /publish {channel, type, data}` emits the type to that room through the queue
 (as Hub does), in Hub's envelope shape. Hub's own work is what it costs above this.
 
---hub-transport gives the floor Hub's eventlet transport (direct websocket writes, small
-HTTP buffers), so that Hub against this floor isolates Hub's own work: auth, channel
-rules, envelopes, history.
+--hub-transport gives the floor Hub's eventlet transport (websockets served from the
+hub with direct writes, small HTTP buffers, a deep listen queue), so that Hub against
+this floor isolates Hub's own work: auth, channel rules, envelopes, history.
 """
 
 import argparse
@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--nodelay", action="store_true",
                         help="TCP_NODELAY on accepted sockets (an experiment: Nagle vs p99)")
     parser.add_argument("--hub-transport", action="store_true",
-                        help="Hub's direct writes and small HTTP buffers (eventlet)")
+                        help="Hub's eventlet transport (hub.eventlet_ws, hub.eventlet_http)")
     args = parser.parse_args()
     if args.async_mode == "eventlet":
         warnings.filterwarnings("ignore", message="\\s*Eventlet is deprecated")
@@ -106,11 +106,11 @@ def serve(port: int, redis_url: str, deflate: bool, async_mode: str,
     if async_mode == "eventlet":
         options["max_size"] = 100_000
     if hub_transport and async_mode == "eventlet":
-        from hub import direct_write
-        from hub.eventlet_http import SmallBufferHttpProtocol
+        from hub import eventlet_http, eventlet_ws
 
-        direct_write.install()
-        options["protocol"] = SmallBufferHttpProtocol
+        eventlet_ws.install()
+        eventlet_http.serve(app, "127.0.0.1", port, 100_000)
+        return
     socketio.run(app, host="127.0.0.1", port=port, **options)
 
 

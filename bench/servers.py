@@ -183,10 +183,32 @@ class HubServer(Server):
     kind = "hub"
 
     def __init__(self, env: BenchEnv, name: str, deflate: bool = False,
-                 async_mode: str = "eventlet", root: Path = ROOT) -> None:
+                 async_mode: str = "eventlet", root: Path = ROOT, processes: int = 1) -> None:
         super().__init__(env, name, deflate)
         self.async_mode = async_mode
         self.root = root  # another checkout for `hub-ref` (A/B against older code)
+        self.processes = processes  # web processes sharing the port (SO_REUSEPORT)
+        self.others: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        super().start()
+        argv, env, cwd = self.command()
+        for _ in range(self.processes - 1):
+            with open(self.log, "ab") as log:
+                self.others.append(subprocess.Popen(
+                    argv, cwd=cwd, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                    start_new_session=True))
+        for _ in range(20 * (self.processes - 1)):  # new connections reach every process
+            wait_ready(self.url + "/readyz", self.others[-1], self.log)
+
+    def stop(self) -> None:
+        for process in self.others:
+            stop_process(process)
+        self.others = []
+        super().stop()
+
+    def rss(self) -> int:
+        return super().rss() + sum(rss_bytes(process.pid) for process in self.others)
 
     @property
     def publish_url(self) -> str:
@@ -277,6 +299,8 @@ SERVER_KINDS = {
     "hub": lambda env, deflate: HubServer(env, "hub", deflate, "eventlet"),
     "hub-ref": lambda env, deflate: HubServer(env, "hub-ref", deflate, "eventlet", ref_root()),
     "hub-gevent": lambda env, deflate: HubServer(env, "hub-gevent", deflate, "gevent"),
+    # Two web processes on one port: both cores (websocket-only clients, as hub.js is).
+    "hub-2p": lambda env, deflate: HubServer(env, "hub-2p", deflate, "eventlet", processes=2),
     "flask": lambda env, deflate: FlaskServer(env, "flask", deflate, "eventlet"),
     # The floor on Hub's transport: Hub against it is Hub's own work alone.
     "flask-tuned": lambda env, deflate: FlaskServer(env, "flask-tuned", deflate, "eventlet",

@@ -46,6 +46,8 @@ class HubRedisManager(socketio.RedisManager):
         self.failed_after = 0  # deaf until a probe numbered above this one is heard
         self.last_number = 0
         self._probe_client = connect(url)
+        # Not host_id: python-socketio drops queue messages carrying its own host_id.
+        self.probe_id = f"probe:{self.host_id}"
 
     def initialize(self) -> None:
         super().initialize()
@@ -78,6 +80,8 @@ class HubRedisManager(socketio.RedisManager):
 
     def _handle_emit(self, message: dict[str, Any]) -> None:
         if message.get("room") == PROBE_ROOM:
+            if message.get("host_id") != self.probe_id:
+                return  # another web process's probe (several share the queue channel)
             number = message["data"][0] if isinstance(message.get("data"), list) else 0
             if isinstance(number, int) and number > self.heard:
                 self.heard = number
@@ -102,7 +106,8 @@ class HubRedisManager(socketio.RedisManager):
             self.last_number = number
             probe = json.dumps({
                 "method": "emit", "event": "hub.probe", "data": [number], "namespace": "/",
-                "room": PROBE_ROOM, "skip_sid": None, "callback": None, "host_id": "probe",
+                "room": PROBE_ROOM, "skip_sid": None, "callback": None,
+                "host_id": self.probe_id,
             })
             try:
                 self._probe_client.publish(self.channel, probe)

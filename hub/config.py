@@ -65,6 +65,8 @@ class BaseConfig:
             "HUB_MAX_MESSAGE_BYTES": _int(environ, "HUB_MAX_MESSAGE_BYTES", 64 * 1024),
             "HUB_HOST": environ.get("HUB_HOST") or "127.0.0.1",
             "HUB_PORT": _int(environ, "HUB_PORT", 5000),
+            # `python run.py` starts this many web processes on the one port (SO_REUSEPORT).
+            "HUB_WEB_PROCESSES": _int(environ, "HUB_WEB_PROCESSES", 1),
             "HUB_WS_COMPRESSION": environ.get("HUB_WS_COMPRESSION", "").lower() in ("1", "true"),
             "HUB_REST_RATE": _int(environ, "HUB_REST_RATE", 1000),
             "HUB_SOCKET_RATE": _int(environ, "HUB_SOCKET_RATE", 20),
@@ -95,6 +97,11 @@ class BaseConfig:
             raise ConfigError("HUB_ASYNC_MODE must be eventlet, gevent or threading")
         if config["HUB_HISTORY_SIZE"] < 1 or config["HUB_HISTORY_TTL"] < 1:
             raise ConfigError("HUB_HISTORY_SIZE and HUB_HISTORY_TTL must be positive")
+        if config["HUB_WEB_PROCESSES"] < 1:
+            raise ConfigError("HUB_WEB_PROCESSES must be at least 1")
+        if config["HUB_WEB_PROCESSES"] > 1 and config["HUB_ASYNC_MODE"] != "eventlet":
+            raise ConfigError("HUB_WEB_PROCESSES > 1 needs HUB_ASYNC_MODE=eventlet "
+                              "(its listener shares the port with SO_REUSEPORT)")
 
 
 class DevelopmentConfig(BaseConfig):

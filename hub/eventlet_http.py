@@ -1,17 +1,65 @@
-"""eventlet's HTTP protocol with small per-connection buffers.
+"""The eventlet web server: a deep listen queue, small per-connection buffers, and
+websockets that outlive their HTTP request's greenthread.
+
+Flask-SocketIO's `run` listens with eventlet's default backlog of 50. When clients connect
+faster than one accept loop takes them (a reconnect storm, a deploy), the kernel drops
+the overflow and each dropped client retries its SYN a second later: the bench counted
+thousands of ListenOverflows at 1k-10k clients. Node listens with 511.
 
 eventlet gives every connection a 16 KB write buffer and an 8 KB read buffer. A websocket
-keeps its HTTP connection open for hours but only uses those buffers for the upgrade
-request; measured with tracemalloc they were ~25 KB of a connection's ~47 KB. 2 KB holds
-any handshake or ordinary request line and headers; larger bodies and responses bypass
-a buffered file's buffer anyway (one extra write per response at most).
+keeps its HTTP connection open for hours but uses those buffers only for the upgrade
+request. 2 KB holds a handshake or an ordinary request's line and headers; larger bodies
+and responses bypass a buffered file's buffer anyway (one extra write per response at
+most).
+
+A websocket that hub.eventlet_ws has taken over (it marks the socket `hub_detached`) is
+read from eventlet's hub, so its request's greenthread ends; eventlet would then close
+the socket, twice over (finish, then the server's connection cleanup). Here it does not.
 """
 
-from eventlet import wsgi
+import socket
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
+import eventlet
+import eventlet.wsgi
+
+LISTEN_BACKLOG = 1024
 BUFFER_BYTES = 2048
 
 
-class SmallBufferHttpProtocol(wsgi.HttpProtocol):
+class _HandedOver:
+    """Stands in for a handed-over socket in eventlet's connection record, whose cleanup
+    shuts down and closes whatever it holds."""
+
+    def shutdown(self, *_: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class HubHttpProtocol(eventlet.wsgi.HttpProtocol):
     rbufsize = BUFFER_BYTES
     wbufsize = BUFFER_BYTES
+
+    def finish(self) -> None:
+        if not getattr(self.connection, "hub_detached", False):
+            super().finish()
+            return
+        try:
+            BaseHTTPRequestHandler.finish(self)  # flushes and drops the buffered files only
+        except OSError:
+            pass
+        self.conn_state[1] = _HandedOver()
+
+
+def listen(host: str, port: int) -> Any:
+    """A listening socket with SO_REUSEPORT, so several web processes can share the port."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    return eventlet.listen(address, family, backlog=LISTEN_BACKLOG, reuse_port=True)
+
+
+def serve(app: Any, host: str, port: int, max_connections: int) -> None:
+    eventlet.wsgi.server(listen(host, port), app, log_output=False, max_size=max_connections,
+                         protocol=HubHttpProtocol)

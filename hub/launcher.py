@@ -13,7 +13,13 @@ from pathlib import Path
 from hub.config import load_config
 from hub.embedded import EmbeddedRedis
 
-ROLES = ("web", "worker", "beat")
+
+def processes(web: int) -> list[tuple[str, str]]:
+    """(log prefix, run.py role) for every child: `web` web processes, a worker, beat."""
+    webs = [("web", "web")] if web == 1 else [(f"web.{n}", "web") for n in range(1, web + 1)]
+    return [*webs, ("worker", "worker"), ("beat", "beat")]
+
+
 RUN_PY = str(Path(__file__).resolve().parent.parent / "run.py")
 
 
@@ -110,12 +116,12 @@ def run_all() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         key = prepare_database()
-        for role in ROLES:
+        for name, role in processes(config["HUB_WEB_PROCESSES"]):
             child = subprocess.Popen([sys.executable, RUN_PY, role], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-            children[role] = child
-            threading.Thread(target=forward, args=(role, child.stdout), daemon=True).start()
+            children[name] = child
+            threading.Thread(target=forward, args=(name, child.stdout), daemon=True).start()
         base = f"http://{config['HUB_HOST']}:{config['HUB_PORT']}"
         if not wait_ready(f"{base}/readyz", children.values(), timeout=90):
             print("Hub did not become ready; stopping.", flush=True)

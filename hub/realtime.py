@@ -49,9 +49,9 @@ def init_realtime(app: Flask, backend: object) -> SocketIO:
         "engineio_logger": False,
     }
     if config["HUB_ASYNC_MODE"] == "eventlet":
-        from hub import direct_write  # imports eventlet: only in eventlet mode
+        from hub import eventlet_ws  # imports eventlet: only in eventlet mode
 
-        app.extensions["hub.write_stats"] = direct_write.install()
+        app.extensions["hub.write_stats"] = eventlet_ws.install()
     socketio = SocketIO()
     if isinstance(backend, MemoryBackend):
         lock: Any = threading.Lock()

@@ -12,7 +12,7 @@ from uuid import uuid4
 
 from flask import current_app
 from marshmallow import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from events import publish
@@ -86,6 +86,10 @@ def submit(name: str, raw_args: Any, user: str | None, service_id: int | None,
                 service_id=service_id, idempotency_key=idempotency_key)
     db.session.add(task)
     try:
+        db.session.flush()
+        # Detached before the commit, the object keeps its attributes as inserted, so the
+        # event and the REST reply below read them without a reload SELECT each.
+        db.session.expunge(task)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()  # a concurrent submission with the same key won
@@ -104,7 +108,7 @@ def submit(name: str, raw_args: Any, user: str | None, service_id: int | None,
     except Exception:
         # Nothing will run it: forget the row so the caller's retry starts clean.
         db.session.rollback()
-        db.session.delete(task)
+        db.session.execute(delete(Task).where(Task.id == task.id))
         db.session.commit()
         raise
     return task, True

@@ -5,13 +5,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
 from hub.embedded import free_port
-from tests.support.stack import ROOT, wait_until
+from tests.support.stack import ROOT, LiveClient, close_all, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -45,11 +47,14 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_run_py_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
+@contextmanager
+def launched(tmp_path: Path, **settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`python run.py` in an empty directory with no configuration but `settings`; on exit,
+    Ctrl-C, and check that it stopped cleanly and left no process behind."""
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("HUB_", "REDIS_URL", "DATABASE_URL"))}
-    env.update(HUB_PORT=str(port), PYTHONUNBUFFERED="1")
+    env.update(HUB_PORT=str(port), PYTHONUNBUFFERED="1", **settings)
     log = open(tmp_path / "run.log", "wb")  # noqa: SIM115
     launcher = subprocess.Popen([sys.executable, str(ROOT / "run.py")], cwd=tmp_path, env=env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -64,19 +69,7 @@ def test_run_py_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
 
         wait_until(ready, timeout=120, interval=0.3, what="run.py to be ready")
         wait_until(lambda: "Hub is ready." in (tmp_path / "run.log").read_text(), timeout=10)
-        output = (tmp_path / "run.log").read_text()
-        key = (tmp_path / "instance" / "dev-service-key").read_text().strip()
-        assert key in output and f"{base}/" in output
-        assert (tmp_path / "instance" / "hub.db").exists()
-        headers = {"Authorization": f"Bearer {key}"}
-        created = requests.post(f"{base}/api/v1/tasks", headers=headers, timeout=10, json={
-            "name": "demo.count", "args": {"steps": 3, "delay": 0.1}, "user": "alice"})
-        assert created.status_code == 202
-        task_id = created.json()["id"]
-        wait_until(lambda: requests.get(f"{base}/api/v1/tasks/{task_id}", headers=headers,
-                                        timeout=5).json()["state"] == "succeeded", timeout=60)
-        family = descendants(launcher.pid)
-        assert len(family) >= 4  # redis, web, worker (+ its pool), beat
+        yield base, launcher
     finally:
         family = descendants(launcher.pid) | {launcher.pid}
         os.kill(launcher.pid, signal.SIGINT)
@@ -91,3 +84,60 @@ def test_run_py_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
     left = [pid for pid in family if alive(pid)]
     assert left == [], f"left behind: {left}"
     assert "stopped." in (tmp_path / "run.log").read_text()
+
+
+def dev_key(tmp_path: Path) -> dict[str, str]:
+    key = (tmp_path / "instance" / "dev-service-key").read_text().strip()
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_run_py_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
+    with launched(tmp_path) as (base, launcher):
+        output = (tmp_path / "run.log").read_text()
+        headers = dev_key(tmp_path)
+        assert headers["Authorization"].split()[1] in output and f"{base}/" in output
+        assert (tmp_path / "instance" / "hub.db").exists()
+        created = requests.post(f"{base}/api/v1/tasks", headers=headers, timeout=10, json={
+            "name": "demo.count", "args": {"steps": 3, "delay": 0.1}, "user": "alice"})
+        assert created.status_code == 202
+        task_id = created.json()["id"]
+        wait_until(lambda: requests.get(f"{base}/api/v1/tasks/{task_id}", headers=headers,
+                                        timeout=5).json()["state"] == "succeeded", timeout=60)
+        family = descendants(launcher.pid)
+        assert len(family) >= 4  # redis, web, worker (+ its pool), beat
+
+
+def web_processes(launcher: subprocess.Popen[bytes]) -> list[int]:
+    return [pid for pid in descendants(launcher.pid)
+            if Path(f"/proc/{pid}/cmdline").read_bytes().endswith(b"run.py\0web\0")]
+
+
+def sockets_of(pid: int) -> int:
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+
+
+def test_two_web_processes_share_the_port(tmp_path: Path) -> None:
+    """HUB_WEB_PROCESSES=2: the kernel spreads connections over both (SO_REUSEPORT), and a
+    publication reaches the clients of each through Redis."""
+    with launched(tmp_path, HUB_WEB_PROCESSES="2") as (base, launcher):
+        webs = web_processes(launcher)
+        assert len(webs) == 2
+        before = {pid: sockets_of(pid) for pid in webs}
+        headers = dev_key(tmp_path)
+        token = requests.post(f"{base}/api/v1/tokens", headers=headers, timeout=10,
+                              json={"user": "alice"}).json()["token"]
+        clients = [LiveClient(base, {"token": token}).connect() for _ in range(16)]
+        try:
+            for client in clients:
+                assert client.call("subscribe", {"channel": "public:both"})["ok"]
+            # 16 connections all hashed to one process would be a 1-in-32768 fluke.
+            assert all(sockets_of(pid) > before[pid] for pid in webs)
+            published = requests.post(f"{base}/api/v1/publish", headers=headers, timeout=10,
+                                      json={"channel": "public:both", "type": "hello",
+                                            "data": {"n": 1}})
+            assert published.status_code == 202, published.text
+            for client in clients:
+                client.wait_for(lambda c: len(c.publications("public:both")) == 1)
+        finally:
+            close_all(clients)

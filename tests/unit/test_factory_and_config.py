@@ -4,6 +4,7 @@ import pytest
 
 from hub import create_app
 from hub.config import DEV_SECRET, ConfigError, database_url, load_config
+from hub.launcher import processes
 
 
 def test_factory_takes_test_config(tmp_path: Path) -> None:
@@ -50,6 +51,16 @@ def test_unknown_env_and_async_mode() -> None:
         load_config({"HUB_ENV": "staging"})
     with pytest.raises(ConfigError, match="HUB_ASYNC_MODE"):
         load_config({"HUB_ASYNC_MODE": "asyncio"})
+
+
+def test_web_processes() -> None:
+    assert load_config({})["HUB_WEB_PROCESSES"] == 1
+    assert processes(1)[0] == ("web", "web")
+    assert [name for name, _ in processes(2)] == ["web.1", "web.2", "worker", "beat"]
+    with pytest.raises(ConfigError, match="at least 1"):
+        load_config({"HUB_WEB_PROCESSES": "0"})
+    with pytest.raises(ConfigError, match="eventlet"):  # only its listener shares the port
+        load_config({"HUB_WEB_PROCESSES": "2", "HUB_ASYNC_MODE": "gevent"})
 
 
 def test_postgres_urls_use_psycopg3() -> None:

@@ -1,5 +1,6 @@
-"""Direct websocket writes (eventlet): a client that stops reading gets everything in order
-once it reads again, or is cut off when it falls too far behind, and never slows the others."""
+"""Websockets served from eventlet's hub (hub.eventlet_ws): a client that stops reading
+gets everything in order once it reads again, or is cut off when it falls too far behind,
+and never slows the others; frames are read per RFC 6455."""
 
 import json
 import re
@@ -84,7 +85,7 @@ def publish(stack: Stack, channel: str, count: int) -> None:
 @pytest.fixture
 def eventlet_stack(fresh_clients: Stack) -> Stack:
     if fresh_clients.async_mode != "eventlet":
-        pytest.skip("direct writes are the eventlet transport's")
+        pytest.skip("hub-served websockets are the eventlet transport's")
     return fresh_clients
 
 
@@ -134,3 +135,28 @@ def test_a_reader_too_far_behind_is_cut_off_and_can_recover(eventlet_stack: Stac
     assert reply["ok"] and reply["recovered"], reply
     recovered = [p["offset"] for p in reply["publications"]]
     assert (received + recovered) == list(range(1, 401))
+
+
+def test_pings_fragments_and_protocol_errors(eventlet_stack: Stack) -> None:
+    """The hub reads websocket frames itself: control frames are answered, a message split
+    in fragments is one message, and a frame that breaks RFC 6455 ends the connection."""
+    stack = eventlet_stack
+    client = RawClient(stack, "frames")
+    client.ws.ping(b"are you there")
+    opcode, data = client.ws.recv_data(control_frame=True)
+    assert (opcode, data) == (websocket.ABNF.OPCODE_PONG, b"are you there")
+
+    message = "421" + json.dumps(["subscribe", {"channel": "public:fragments"}])
+    pieces = [message[:5], message[5:20], message[20:]]
+    client.ws.send_frame(websocket.ABNF.create_frame(pieces[0], websocket.ABNF.OPCODE_TEXT, 0))
+    client.ws.send_frame(websocket.ABNF.create_frame(pieces[1], websocket.ABNF.OPCODE_CONT, 0))
+    client.ws.send_frame(websocket.ABNF.create_frame(pieces[2], websocket.ABNF.OPCODE_CONT, 1))
+    reply = client.next_packet()
+    assert reply.startswith("431") and json.loads(reply[3:])[0]["ok"], reply
+
+    client.ws.sock.sendall(b"\x81\x02hi")  # unmasked: a server must refuse it
+    opcode, data = client.ws.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE and data[:2] == b"\x03\xea"  # 1002
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+        client.ws.recv()
+    client.ws.close()

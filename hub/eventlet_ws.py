@@ -1,0 +1,302 @@
+"""engine.io websocket sessions served from eventlet's hub, without greenthreads that wait.
+
+engine.io (python-engineio 4) keeps three greenthreads per websocket: the HTTP request's,
+blocked reading; a writer, woken through a queue for every packet; and a pinger asleep
+for 25 s. Each parked greenthread holds ~8 KB, and every packet sent costs a queue
+hand-off, a timer and a switch: py-spy put ~73 % of a publication's CPU there.
+
+Here, once an engine.io session is on a plain websocket (what hub.js and the bench open):
+
+- writes go straight to the socket from whoever sends, without blocking; a frame is
+  built once per packet and shared by every recipient (server frames are unmasked and,
+  with compression declined, identical). A client whose socket buffer is full gets the
+  rest from a flusher greenthread started for it alone, and is cut off past
+  MAX_BACKLOG_BYTES; it reconnects and recovers from history.
+- reads are a callback on eventlet's hub: readable bytes are parsed (hub.ws_frames) and
+  handed to a short-lived greenthread that runs engine.io's receive() for them in order.
+  The HTTP request's greenthread returns at once (hub.eventlet_http keeps the socket).
+- pings are hub timers.
+
+Everything else stays engine.io's: the handshake, polling, an upgrade from polling and a
+connection that negotiated compression keep its own queue, writer and loop.
+"""
+
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import engineio.exceptions
+import engineio.socket
+import eventlet
+from engineio import packet as eio_packet
+from eventlet import greenio
+from eventlet.hubs import get_hub
+from eventlet.websocket import RFC6455WebSocket
+
+from hub import ws_frames
+from hub.ws_frames import FrameError, FrameReader
+
+MAX_BACKLOG_BYTES = 4 * 1024 * 1024
+READ_BYTES = 65536
+
+# An item of a session's inbox: a message or control frame, or the reason reading ended
+# (None: the client closed or vanished).
+InboxItem = tuple[int, str | bytes] | FrameError | None
+
+
+@dataclass
+class WriteStats:
+    """Counters for /metrics: how often a client could not keep up."""
+
+    backlogged: int = 0  # times a client's socket was full and a flusher took over
+    cut_off: int = 0  # clients disconnected for falling MAX_BACKLOG_BYTES behind
+
+
+STATS = WriteStats()
+
+
+def frame_for(pkt: eio_packet.Packet) -> bytes:
+    """The packet's frame, built on first use and kept on the packet: python-socketio hands
+    the same packet object to every recipient of an emit."""
+    frame: bytes | None = pkt.__dict__.get("_hub_frame")
+    if frame is None:
+        frame = ws_frames.data_frame(pkt.encode())
+        pkt._hub_frame = frame  # type: ignore[attr-defined]
+    return frame
+
+
+def hub_capable(ws: Any) -> bool:
+    return isinstance(ws, RFC6455WebSocket) and ws.extensions.get("permessage-deflate") is None
+
+
+class HubSocket(engineio.socket.Socket):
+    """engine.io's Socket; a websocket-only session runs from eventlet's hub (see above)."""
+
+    ws: RFC6455WebSocket | None = None
+    # Bytes accepted but not yet written. Not None while a flusher owns the connection's
+    # writes; every send appends here until the flusher has drained it.
+    backlog: bytearray | None = None
+    close_when_flushed = False
+    transport_closed = False
+    listener: Any = None
+    processing = False
+
+    # -- taking over the websocket -----------------------------------------------------
+
+    def _websocket_handler(self, ws: Any) -> Any:
+        if self.connected or not hub_capable(ws):
+            return super()._websocket_handler(ws)
+        self.connected = self.upgraded = True
+        self.reader = FrameReader(int(self.server.max_http_buffer_size))
+        self.inbox: deque[InboxItem] = deque()
+        self._drain_queue(ws)  # the OPEN packet, queued before the websocket existed
+        self.ws = ws  # from here on every send writes directly
+        hub = get_hub()
+        self.listener = hub.add(hub.READ, ws.socket.fileno(), self._on_readable,
+                                self._on_fd_closed, None)
+        # Hand the connection over: eventlet must neither send a closing frame as this
+        # handler returns nor close the socket as the request's greenthread ends.
+        ws.websocket_closed = True
+        ws.socket.hub_detached = True
+        return []
+
+    def _drain_queue(self, ws: RFC6455WebSocket) -> None:
+        empty = self.server.get_queue_empty_exception()
+        while True:
+            try:
+                pkt = self.queue.get(block=False)
+            except empty:
+                return
+            self.queue.task_done()
+            if pkt is not None:
+                self._write(ws, frame_for(pkt))
+
+    # -- reading: a hub callback, then a greenthread per burst -------------------------
+
+    def _on_readable(self, _fileno: int) -> None:
+        # Runs in eventlet's hub: nothing here may block or raise.
+        ws = self.ws
+        if ws is None:
+            return
+        try:
+            data = ws.socket.fd.recv(READ_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._stop_reading()
+            self._process_later(None)
+            return
+        try:
+            items: list[InboxItem] = list(self.reader.feed(data))
+        except FrameError as exc:
+            self._stop_reading()
+            items = [exc]
+        for item in items:
+            self._process_later(item)
+
+    def _on_fd_closed(self, *_: Any) -> None:
+        self.listener = None
+        self._process_later(None)
+
+    def _process_later(self, item: InboxItem) -> None:
+        self.inbox.append(item)
+        if not self.processing:
+            self.processing = True
+            eventlet.spawn_n(self._process)
+
+    def _process(self) -> None:
+        try:
+            while self.inbox:
+                if not self._handle(self.inbox.popleft()):
+                    self.inbox.clear()
+                    return
+        finally:
+            self.processing = False
+
+    def _handle(self, item: InboxItem) -> bool:
+        """One inbox item; False when the session is over."""
+        ws = self.ws
+        if ws is None or item is None or isinstance(item, FrameError):
+            if isinstance(item, FrameError) and ws is not None:
+                self.server.logger.info("%s: %s; closing", self.sid, item)
+                self._write(ws, ws_frames.close_frame(item.code))
+            self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+            return False
+        opcode, payload = item
+        if opcode == ws_frames.OP_PING:
+            assert isinstance(payload, bytes)
+            self._write(ws, ws_frames.frame(ws_frames.OP_PONG, payload))
+            return True
+        if opcode == ws_frames.OP_PONG:
+            return True
+        if opcode == ws_frames.OP_CLOSE:
+            self.close(wait=False, abort=True, reason=self.server.reason.CLIENT_DISCONNECT)
+            return False
+        try:
+            self.receive(eio_packet.Packet(encoded_packet=payload))
+        except engineio.exceptions.UnknownPacketError:
+            return True
+        except engineio.exceptions.SocketIsClosedError:
+            return False
+        except Exception:  # as engine.io does: log, and end the session cleanly
+            self.server.logger.exception("%s: receive error", self.sid)
+            self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
+            return False
+        return True
+
+    def _stop_reading(self) -> None:
+        if self.listener is not None:
+            get_hub().remove(self.listener)
+            self.listener = None
+
+    # -- writing -----------------------------------------------------------------------
+
+    def send(self, pkt: eio_packet.Packet) -> None:
+        ws = self.ws
+        if ws is None:  # handshake, polling, an upgrade, or compression: engine.io's queue
+            super().send(pkt)
+            return
+        if self.closed or not self.check_ping_timeout():
+            return
+        self._write(ws, frame_for(pkt))
+
+    def _write(self, ws: RFC6455WebSocket, frame: bytes) -> None:
+        # Greenthreads switch only on blocking calls, so nothing below can interleave with
+        # another send: the checks and the write are one step.
+        if self.transport_closed:
+            return
+        if self.backlog is None and not ws._sendlock.locked():
+            try:
+                sent = ws.socket.fd.send(frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                return  # the connection is going away; reading sees that and closes
+            if sent == len(frame):
+                return
+            frame = frame[sent:]
+        if self.backlog is None:
+            STATS.backlogged += 1
+            self.backlog = bytearray(frame)
+            eventlet.spawn_n(self._flush, ws)
+        elif len(self.backlog) + len(frame) > MAX_BACKLOG_BYTES:
+            self._cut_off(ws)
+        else:
+            self.backlog += frame
+
+    def _flush(self, ws: RFC6455WebSocket) -> None:
+        try:
+            while self.backlog:
+                data, self.backlog = bytes(self.backlog), bytearray()
+                ws._send(data)  # eventlet's locked sendall: waits for the client to read
+        except OSError:
+            pass
+        finally:
+            self.backlog = None
+        if self.close_when_flushed:
+            self._close_transport(ws)
+
+    def _cut_off(self, ws: RFC6455WebSocket) -> None:
+        STATS.cut_off += 1
+        self.server.logger.warning("%s: client is %d bytes behind; disconnecting it",
+                                   self.sid, len(self.backlog or b""))
+        self.backlog = bytearray()  # drop what it will never read; the flusher ends
+        try:
+            ws.socket.fd.shutdown(socket.SHUT_RDWR)  # reading sees the end and closes
+        except OSError:
+            pass
+
+    # -- closing and pings -------------------------------------------------------------
+
+    def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
+        ws = self.ws
+        if ws is None:
+            super().close(wait=wait, abort=abort, reason=reason)
+            return
+        # No writer to wait for: the CLOSE packet (unless aborting) is already written or in
+        # the backlog; then the transport closes.
+        super().close(wait=False, abort=abort, reason=reason)
+        if self.backlog is None:
+            self._close_transport(ws)
+        else:
+            self.close_when_flushed = True
+
+    def _close_transport(self, ws: RFC6455WebSocket) -> None:
+        if self.transport_closed:
+            return
+        self._stop_reading()
+        try:
+            ws.socket.fd.send(ws_frames.close_frame())  # best effort: never blocks
+        except OSError:
+            pass
+        self.transport_closed = True
+        greenio.shutdown_safe(ws.socket)
+        ws.socket.close()
+
+    def schedule_ping(self) -> None:
+        """engine.io parks a greenthread per connection in sleep(ping_interval); a hub timer
+        costs a few hundred bytes instead."""
+        if self.last_ping:
+            self.last_ping = None
+            get_hub().schedule_call_global(self.server.ping_interval, self._ping_due)
+
+    def _ping_due(self) -> None:
+        # Timers run in eventlet's hub, where nothing may block: send from a greenthread.
+        if not self.closing and not self.closed:
+            eventlet.spawn_n(self._send_ping_now)
+
+    def _send_ping_now(self) -> None:
+        if not self.closing and not self.closed:
+            self.last_ping = time.time()
+            self.send(eio_packet.Packet(eio_packet.PING))
+
+
+def install() -> WriteStats:
+    """Make engine.io create HubSocket for every new session in this process.
+    engine.io builds sessions with `socket.Socket(server, sid)`, a module lookup."""
+    engineio.socket.Socket = HubSocket  # type: ignore[misc]
+    return STATS
