@@ -42,7 +42,7 @@ def web() -> None:
         from hub import eventlet_http
 
         eventlet_http.serve(app, app.config["HUB_HOST"], app.config["HUB_PORT"],
-                            int(os.environ.get("HUB_MAX_CONNECTIONS") or 100_000))
+                            app.config["HUB_MAX_CONNECTIONS"])
         return
     options: dict[str, object] = {"log_output": False}
     if mode == "threading":

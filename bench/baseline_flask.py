@@ -108,7 +108,7 @@ def serve(port: int, redis_url: str, deflate: bool, async_mode: str,
     if hub_transport and async_mode == "eventlet":
         from hub import eventlet_http, eventlet_ws
 
-        eventlet_ws.install()
+        eventlet_ws.install(max_sessions=100_000)
         eventlet_http.serve(app, "127.0.0.1", port, 100_000)
         return
     socketio.run(app, host="127.0.0.1", port=port, **options)

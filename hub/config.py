@@ -72,6 +72,7 @@ class BaseConfig:
             "HUB_SOCKET_RATE": _int(environ, "HUB_SOCKET_RATE", 20),
             "HUB_MAX_SUBSCRIPTIONS": _int(environ, "HUB_MAX_SUBSCRIPTIONS", 100),
             "HUB_MAX_CONNECTIONS_PER_USER": _int(environ, "HUB_MAX_CONNECTIONS_PER_USER", 20),
+            "HUB_MAX_CONNECTIONS": _int(environ, "HUB_MAX_CONNECTIONS", 100_000),  # per process
             "HUB_TOKEN_CHECK_SECONDS": float(environ.get("HUB_TOKEN_CHECK_SECONDS") or 1.0),
             "HUB_TASK_TIME_LIMIT": _int(environ, "HUB_TASK_TIME_LIMIT", 600),
             "HUB_VISIBILITY_TIMEOUT": _int(environ, "HUB_VISIBILITY_TIMEOUT", 3600),

@@ -47,14 +47,17 @@ InboxItem = tuple[int, str | bytes] | FrameError | None
 
 
 @dataclass
-class WriteStats:
-    """Counters for /metrics: how often a client could not keep up."""
+class TransportStats:
+    """For /metrics and the connection cap."""
 
+    sessions: int = 0  # websockets served from the hub now
+    max_sessions: int = 100_000  # more are closed with 1013 (try again later)
+    refused: int = 0
     backlogged: int = 0  # times a client's socket was full and a flusher took over
     cut_off: int = 0  # clients disconnected for falling MAX_BACKLOG_BYTES behind
 
 
-STATS = WriteStats()
+STATS = TransportStats()
 
 
 def frame_for(pkt: eio_packet.Packet) -> bytes:
@@ -79,6 +82,7 @@ class HubSocket(engineio.socket.Socket):
     # writes; every send appends here until the flusher has drained it.
     backlog: bytearray | None = None
     close_when_flushed = False
+    close_sent = False
     transport_closed = False
     listener: Any = None
     processing = False
@@ -88,6 +92,13 @@ class HubSocket(engineio.socket.Socket):
     def _websocket_handler(self, ws: Any) -> Any:
         if self.connected or not hub_capable(ws):
             return super()._websocket_handler(ws)
+        if STATS.sessions >= STATS.max_sessions:
+            # eventlet's pool no longer bounds these sockets (their greenthreads end): we do.
+            STATS.refused += 1
+            self.close(wait=False, abort=True, reason=self.server.reason.SERVER_DISCONNECT)
+            ws.close(close_data=(ws_frames.CLOSE_TRY_AGAIN, "the hub is full"))
+            return []
+        STATS.sessions += 1
         self.connected = self.upgraded = True
         self.reader = FrameReader(int(self.server.max_http_buffer_size))
         self.inbox: deque[InboxItem] = deque()
@@ -164,6 +175,7 @@ class HubSocket(engineio.socket.Socket):
             if isinstance(item, FrameError) and ws is not None:
                 self.server.logger.info("%s: %s; closing", self.sid, item)
                 self._write(ws, ws_frames.close_frame(item.code))
+                self.close_sent = True
             self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
             return False
         opcode, payload = item
@@ -269,11 +281,13 @@ class HubSocket(engineio.socket.Socket):
         if self.transport_closed:
             return
         self._stop_reading()
-        try:
-            ws.socket.fd.send(ws_frames.close_frame())  # best effort: never blocks
-        except OSError:
-            pass
+        if not self.close_sent:
+            try:
+                ws.socket.fd.send(ws_frames.close_frame())  # best effort: never blocks
+            except OSError:
+                pass
         self.transport_closed = True
+        STATS.sessions -= 1
         greenio.shutdown_safe(ws.socket)
         ws.socket.close()
 
@@ -295,8 +309,9 @@ class HubSocket(engineio.socket.Socket):
             self.send(eio_packet.Packet(eio_packet.PING))
 
 
-def install() -> WriteStats:
+def install(max_sessions: int) -> TransportStats:
     """Make engine.io create HubSocket for every new session in this process.
     engine.io builds sessions with `socket.Socket(server, sid)`, a module lookup."""
     engineio.socket.Socket = HubSocket  # type: ignore[misc]
+    STATS.max_sessions = max_sessions
     return STATS

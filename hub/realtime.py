@@ -51,7 +51,8 @@ def init_realtime(app: Flask, backend: object) -> SocketIO:
     if config["HUB_ASYNC_MODE"] == "eventlet":
         from hub import eventlet_ws  # imports eventlet: only in eventlet mode
 
-        app.extensions["hub.write_stats"] = eventlet_ws.install()
+        app.extensions["hub.transport_stats"] = eventlet_ws.install(
+            config["HUB_MAX_CONNECTIONS"])
     socketio = SocketIO()
     if isinstance(backend, MemoryBackend):
         lock: Any = threading.Lock()

@@ -57,7 +57,7 @@ def metrics() -> Response:
         "# TYPE hub_ready gauge",
     ]
     lines += [f'hub_ready{{check="{name}"}} {int(ok)}' for name, ok in readiness().items()]
-    stats = current_app.extensions.get("hub.write_stats")
+    stats = current_app.extensions.get("hub.transport_stats")
     if stats is not None:
         lines += [
             "# HELP hub_ws_backlogged_total Times a client's socket was full and its writes"
@@ -67,5 +67,8 @@ def metrics() -> Response:
             "# HELP hub_ws_cut_off_total Clients disconnected for falling too far behind.",
             "# TYPE hub_ws_cut_off_total counter",
             f"hub_ws_cut_off_total {stats.cut_off}",
+            "# HELP hub_ws_refused_total Websockets closed at HUB_MAX_CONNECTIONS.",
+            "# TYPE hub_ws_refused_total counter",
+            f"hub_ws_refused_total {stats.refused}",
         ]
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")

@@ -6,13 +6,14 @@ import json
 import re
 import socket
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import websocket
 
-from tests.support.stack import LiveClient, Stack, wait_until
+from tests.support.stack import LiveClient, Stack, own_stack, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -160,3 +161,27 @@ def test_pings_fragments_and_protocol_errors(eventlet_stack: Stack) -> None:
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
         client.ws.recv()
     client.ws.close()
+
+
+def test_connections_past_the_cap_are_closed_with_try_again(redis_url: str,
+                                                            tmp_path: Path) -> None:
+    with own_stack(redis_url, tmp_path, 12, HUB_MAX_CONNECTIONS="2") as stack:
+        held = [RawClient(stack, f"u{n}") for n in range(2)]
+        url = stack.base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        third = websocket.create_connection(url, timeout=30)
+        opcode, data = third.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE and data[:2] == b"\x03\xf5"  # 1013
+        assert metric(stack, "hub_ws_refused_total") == 1
+        held[0].ws.close()
+
+        def connects() -> bool:
+            try:
+                held[0] = RawClient(stack, "again")
+            except (AssertionError, websocket.WebSocketException):
+                return False
+            return True
+
+        wait_until(connects, 10, what="a free slot once a client left")
+        third.close()
+        for client in held:
+            client.ws.close()

@@ -3,14 +3,13 @@
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from tests.support.stack import Stack, wait_until
+from tests.support.stack import Stack, own_stack, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -128,18 +127,6 @@ def test_digest_and_cleanup_run_on_the_beat_schedule(fresh_clients: Stack) -> No
 
 
 # -- profiles with their own stack ------------------------------------------------------
-
-
-@contextmanager
-def own_stack(redis_url: str, tmp_path: Path, db_index: int, **env: str) -> Iterator[Stack]:
-    """A one-off eventlet + SQLite stack with its own settings (no beat)."""
-    stack = Stack("eventlet", f"sqlite:///{tmp_path / 'hub.db'}",
-                  f"{redis_url.rsplit('/', 1)[0]}/{db_index}", tmp_path, beat=False,
-                  extra_env=env)
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,3 +217,15 @@ class Stack:
             return record if record["state"] in states else None
 
         return wait_until(done, timeout, interval=0.1, what=f"task {task_id} in {states}")
+
+
+@contextmanager
+def own_stack(redis_url: str, tmp_path: Path, db_index: int, **env: str) -> Iterator[Stack]:
+    """A one-off eventlet + SQLite stack with its own settings (no beat)."""
+    stack = Stack("eventlet", f"sqlite:///{tmp_path / 'hub.db'}",
+                  f"{redis_url.rsplit('/', 1)[0]}/{db_index}", tmp_path, beat=False,
+                  extra_env=env)
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
