@@ -55,7 +55,12 @@ def celery(role: str) -> None:
     argv = [sys.executable, "-m", "celery", "-A", "tasks", role, "--loglevel",
             os.environ.get("HUB_LOG_LEVEL", "INFO")]
     if role == "worker":
-        argv += ["--pool", "prefork",
+        # prefork for CPU-bound tasks; threads (with a high concurrency) for tasks that
+        # mostly wait on I/O, so that many run at once without a process each.
+        pool = os.environ.get("HUB_WORKER_POOL") or "prefork"
+        if pool not in ("prefork", "threads"):
+            sys.exit(f"HUB_WORKER_POOL must be prefork or threads, not {pool!r}")
+        argv += ["--pool", pool,
                  "--concurrency", os.environ.get("HUB_WORKER_CONCURRENCY") or "2"]
     # Celery imports `tasks` and `celeryconfig` from the project root, wherever we run.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))

@@ -261,19 +261,23 @@ class NodeServer(Server):
 
 
 class HubWorker:
-    """A Celery worker for Hub's task scenarios (prefork, as in production)."""
+    """A Celery worker for Hub's task scenarios: run.py's defaults (prefork, 2 processes)
+    unless a pool and concurrency are given."""
 
     def __init__(self, env: BenchEnv, concurrency: int | None = None,
-                 root: Path = ROOT) -> None:
+                 root: Path = ROOT, pool: str | None = None) -> None:
         self.env = env
         self.root = root
         self.concurrency = concurrency  # None: run.py's default (or HUB_WORKER_CONCURRENCY)
+        self.pool = pool  # None: run.py's default (or HUB_WORKER_POOL)
         self.process: subprocess.Popen[bytes] | None = None
         self.log = env.log_dir / "worker.log"
 
     def start(self) -> None:
         extra = {} if self.concurrency is None else \
             {"HUB_WORKER_CONCURRENCY": str(self.concurrency)}
+        if self.pool is not None:
+            extra["HUB_WORKER_POOL"] = self.pool
         env = self.env.hub_env(PYTHONPATH=str(self.root), **extra)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen([PYTHON, "run.py", "worker"], cwd=self.root, env=env,

@@ -63,8 +63,17 @@ def _update(task_id: str, from_states: Iterable[str], **values: Any) -> bool:
 
 
 def _transition(task_id: str, from_states: Iterable[str], **values: Any) -> Task | None:
-    """A state change that publishes: returns the fresh record, or None if we lost the race."""
-    return get_task(task_id) if _update(task_id, from_states, **values) else None
+    """A state change that publishes: returns the fresh record, or None if we lost the race.
+    One UPDATE ... RETURNING, committed; the row comes back detached, so reading it for the
+    event costs no reload SELECT."""
+    statement = (update(Task).where(Task.id == task_id, Task.state.in_(list(from_states)))
+                 .values(**values).returning(Task))
+    task = db.session.scalars(statement,
+                              execution_options={"populate_existing": True}).one_or_none()
+    if task is not None:
+        db.session.expunge(task)
+    db.session.commit()
+    return task
 
 
 def submit(name: str, raw_args: Any, user: str | None, service_id: int | None,
@@ -127,11 +136,8 @@ def record_scheduled(celery_id: str, name: str, args: dict[str, Any], entry: str
 
 def start(task_id: str) -> Task | None:
     """queued/retrying (or started, on redelivery) -> started; None if it already ended."""
-    task = get_task(task_id)
-    if task is None or task.state in FINAL_STATES:
-        return None
     task = _transition(task_id, ["queued", "retrying", "started"], state="started",
-                       started_at=utcnow(), attempts=task.attempts + 1)
+                       started_at=utcnow(), attempts=Task.attempts + 1)
     if task is not None:
         _publish_lifecycle(task, "task.started")
     return task

@@ -1,0 +1,33 @@
+"""HubRedisManager's per-client room index leaves the room table exactly as python-socketio's
+own scan does, and a disconnect touches only the leaving client's rooms."""
+
+import socketio
+
+from events.manager import HubRedisManager
+
+
+def scripted(manager: socketio.Manager) -> dict[object, dict[object, dict[str, str]]]:
+    for n in range(5):
+        sid, eio = f"s{n}", f"e{n}"
+        manager.basic_enter_room(sid, "/", None, eio_sid=eio)
+        manager.basic_enter_room(sid, "/", sid, eio_sid=eio)
+        manager.basic_enter_room(sid, "/", "user:alice" if n % 2 else "user:bob")
+        manager.basic_enter_room(sid, "/", "public:news")
+    manager.basic_leave_room("s1", "/", "public:news")
+    manager.pending_disconnect["/"] = ["s1", "s3"]
+    manager.callbacks["s1"] = {1: print}
+    for sid in ("s1", "s3", "s4"):
+        manager.basic_disconnect(sid, "/")
+    manager.basic_disconnect("never-connected", "/")
+    return {ns: {room: dict(members) for room, members in rooms.items()}
+            for ns, rooms in manager.rooms.items()}
+
+
+def test_the_index_matches_python_socketios_scan() -> None:
+    ours = HubRedisManager("redis://127.0.0.1:1/0", channel="t")  # never connects here
+    stock = socketio.Manager()
+    assert scripted(ours) == scripted(stock)
+    assert ours.pending_disconnect == stock.pending_disconnect == {}
+    assert ours.callbacks == stock.callbacks == {}
+    assert set(ours.rooms_of) == {("/", "s0"), ("/", "s2")}
+    assert ours.rooms_of[("/", "s0")] == {None, "s0", "user:bob", "public:news"}
