@@ -7,9 +7,10 @@ hand-off, a timer and a switch: py-spy put ~73 % of a publication's CPU there.
 
 Here, once an engine.io session is on a plain websocket (what hub.js and the bench open):
 
-- writes go straight to the socket from whoever sends, without blocking; a frame is
-  built once per packet and shared by every recipient (server frames are unmasked and,
-  with compression declined, identical). A client whose socket buffer is full gets the
+- writes go straight to the socket, without blocking, at the end of the event loop's
+  turn (frames for one client in the same turn leave together); a frame is built once
+  per packet and shared by every recipient (server frames are unmasked and, with
+  compression declined, identical). A client whose socket buffer is full gets the
   rest from a flusher greenthread started for it alone, and is cut off past
   MAX_BACKLOG_BYTES; it reconnects and recovers from history.
 - reads are a callback on eventlet's hub: readable bytes are parsed (hub.ws_frames) and
@@ -81,6 +82,8 @@ class HubSocket(engineio.socket.Socket):
     # Bytes accepted but not yet written. Not None while a flusher owns the connection's
     # writes; every send appends here until the flusher has drained it.
     backlog: bytearray | None = None
+    # Frames written this turn of the event loop, sent together when it ends.
+    pending: list[bytes] | None = None
     close_when_flushed = False
     close_sent = False
     transport_closed = False
@@ -217,28 +220,44 @@ class HubSocket(engineio.socket.Socket):
         self._write(ws, frame_for(pkt))
 
     def _write(self, ws: RFC6455WebSocket, frame: bytes) -> None:
-        # Greenthreads switch only on blocking calls, so nothing below can interleave with
-        # another send: the checks and the write are one step.
+        """Queue a frame for the end of this turn of the event loop: frames sent to one
+        client in the same turn (a burst of publications) leave in one write, which is
+        what Nagle would do without its delayed-ACK stalls (TCP_NODELAY is on)."""
         if self.transport_closed:
             return
+        if self.pending is None:
+            self.pending = [frame]
+            _end_of_turn(self)
+        else:
+            self.pending.append(frame)
+
+    def _send_pending(self) -> None:
+        # Runs in eventlet's hub at the end of a turn: never blocks.
+        frames, self.pending = self.pending, None
+        ws = self.ws
+        if not frames or ws is None or self.transport_closed:
+            return
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
         if self.backlog is None and not ws._sendlock.locked():
             try:
-                sent = ws.socket.fd.send(frame)
+                sent = ws.socket.fd.send(data)
             except BlockingIOError:
                 sent = 0
             except OSError:
                 return  # the connection is going away; reading sees that and closes
-            if sent == len(frame):
+            if sent == len(data):
+                if self.close_when_flushed:
+                    eventlet.spawn_n(self._close_transport, ws)
                 return
-            frame = frame[sent:]
+            data = data[sent:]
         if self.backlog is None:
             STATS.backlogged += 1
-            self.backlog = bytearray(frame)
+            self.backlog = bytearray(data)
             eventlet.spawn_n(self._flush, ws)
-        elif len(self.backlog) + len(frame) > MAX_BACKLOG_BYTES:
+        elif len(self.backlog) + len(data) > MAX_BACKLOG_BYTES:
             self._cut_off(ws)
         else:
-            self.backlog += frame
+            self.backlog += data
 
     def _flush(self, ws: RFC6455WebSocket) -> None:
         try:
@@ -249,7 +268,7 @@ class HubSocket(engineio.socket.Socket):
             pass
         finally:
             self.backlog = None
-        if self.close_when_flushed:
+        if self.close_when_flushed and self.pending is None:
             self._close_transport(ws)
 
     def _cut_off(self, ws: RFC6455WebSocket) -> None:
@@ -272,10 +291,10 @@ class HubSocket(engineio.socket.Socket):
         # No writer to wait for: the CLOSE packet (unless aborting) is already written or in
         # the backlog; then the transport closes.
         super().close(wait=False, abort=abort, reason=reason)
-        if self.backlog is None:
+        if self.backlog is None and self.pending is None:
             self._close_transport(ws)
         else:
-            self.close_when_flushed = True
+            self.close_when_flushed = True  # after the last frames are out
 
     def _close_transport(self, ws: RFC6455WebSocket) -> None:
         if self.transport_closed:
@@ -307,6 +326,25 @@ class HubSocket(engineio.socket.Socket):
         if not self.closing and not self.closed:
             self.last_ping = time.time()
             self.send(eio_packet.Packet(eio_packet.PING))
+
+
+_turn: list[HubSocket] = []  # sockets with pending frames, in the order they got them
+
+
+def _end_of_turn(sock: HubSocket) -> None:
+    if not _turn:
+        get_hub().schedule_call_global(0, _send_turn)
+    _turn.append(sock)
+
+
+def _send_turn() -> None:
+    sockets = list(_turn)
+    _turn.clear()
+    for sock in sockets:
+        try:
+            sock._send_pending()
+        except Exception:  # one broken connection must not stop the others' writes
+            sock.server.logger.exception("%s: write failed", sock.sid)
 
 
 def install(max_sessions: int) -> TransportStats:
