@@ -25,7 +25,7 @@ blp = Blueprint("me", __name__, url_prefix="/api/v1/me", description="The callin
 @blp.route("/tasks")
 class MyTasks(MethodView):
     @require_user
-    @blp.arguments(TaskQuerySchema, location="query")
+    @blp.arguments(TaskQuerySchema(), location="query")
     @blp.response(200, TaskPageSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """The caller's tasks, newest first"""
@@ -35,7 +35,7 @@ class MyTasks(MethodView):
 @blp.route("/notifications")
 class MyNotifications(MethodView):
     @require_user
-    @blp.arguments(InboxQuerySchema, location="query")
+    @blp.arguments(InboxQuerySchema(), location="query")
     @blp.response(200, InboxPageSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """The caller's inbox, newest first"""
@@ -59,7 +59,7 @@ class MyNotification(MethodView):
 @blp.route("/notifications/read")
 class MarkRead(MethodView):
     @require_user
-    @blp.arguments(MarkReadSchema)
+    @blp.arguments(MarkReadSchema())
     @blp.response(200, UnreadCountSchema)
     def post(self, body: dict[str, Any]) -> dict[str, int]:
         """Mark notifications read (by ids, or all)"""

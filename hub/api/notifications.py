@@ -22,7 +22,7 @@ blp = Blueprint("notifications", __name__, url_prefix="/api/v1",
 @blp.route("/notifications")
 class Notifications(MethodView):
     @require_scope("notify")
-    @blp.arguments(NotificationCreateSchema)
+    @blp.arguments(NotificationCreateSchema())
     @blp.response(201, NotificationIdsSchema)
     def post(self, body: dict[str, Any]) -> dict[str, list[int]]:
         """Notify one user or a list (up to 1000; use notifications.broadcast for more)"""
@@ -33,7 +33,7 @@ class Notifications(MethodView):
         return {"ids": ids}
 
     @require_scope("notify")
-    @blp.arguments(ServiceInboxQuerySchema, location="query")
+    @blp.arguments(ServiceInboxQuerySchema(), location="query")
     @blp.response(200, InboxPageSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """A user's inbox, newest first"""

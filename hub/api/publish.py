@@ -31,7 +31,7 @@ def _publish(body: dict[str, Any]) -> dict[str, Any]:
 @blp.route("/publish")
 class Publish(MethodView):
     @require_scope("publish")
-    @blp.arguments(PublishSchema)
+    @blp.arguments(PublishSchema())
     @blp.response(202, PositionSchema)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Publish to a channel"""
@@ -60,7 +60,7 @@ class Publish(MethodView):
 @blp.route("/channels/<string:channel>/history")
 class History(MethodView):
     @require_scope("publish")
-    @blp.arguments(HistoryQuerySchema, location="query")
+    @blp.arguments(HistoryQuerySchema(), location="query")
     @blp.response(200)
     def get(self, query: dict[str, Any], channel: str) -> dict[str, Any]:
         """Publications still in a channel's history after `since`"""

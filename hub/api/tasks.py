@@ -50,7 +50,7 @@ def task_page(query: dict[str, Any], **where: Any) -> dict[str, Any]:
 @blp.route("/tasks")
 class Tasks(MethodView):
     @require_scope("tasks")
-    @blp.arguments(TaskCreateSchema)
+    @blp.arguments(TaskCreateSchema())
     @blp.response(202, TaskRecordSchema)
     @blp.alt_response(200, schema=TaskRecordSchema,
                       description="Same idempotency key: the first task")
@@ -68,7 +68,7 @@ class Tasks(MethodView):
         return task.to_record(), 202 if created else 200, {"Location": location}
 
     @require_scope("tasks")
-    @blp.arguments(TaskQuerySchema, location="query")
+    @blp.arguments(TaskQuerySchema(), location="query")
     @blp.response(200, TaskPageSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List tasks, newest first"""

@@ -17,7 +17,7 @@ blp = Blueprint("tokens", __name__, url_prefix="/api/v1", description="Tokens fo
 @blp.route("/tokens")
 class Tokens(MethodView):
     @require_scope("tokens")
-    @blp.arguments(TokenCreateSchema)
+    @blp.arguments(TokenCreateSchema())
     @blp.response(201, TokenSchema)
     def post(self, body: dict[str, Any]) -> dict[str, str]:
         """Mint a user token (JWT) for the Socket.IO handshake"""
