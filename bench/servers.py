@@ -4,15 +4,13 @@ Every server runs on 127.0.0.1 on a free port against the bench's private Redis.
 """
 
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub import launcher
 from hub.embedded import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,18 +39,11 @@ def rss_bytes(pid: int) -> int:
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{tail(log)}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready after {timeout:.0f}s:\n{tail(log)}")
+    """hub.launcher's readiness poll, raising with the server's log when it fails."""
+    if not launcher.wait_ready(url, [process], timeout):
+        state = f"exited with {process.returncode}" if process.poll() is not None \
+            else f"not ready after {timeout:.0f}s"
+        raise RuntimeError(f"{url}: server {state}:\n{tail(log)}")
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -63,18 +54,9 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
-    """Stop a child we started (its own process group, so its children go too)."""
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    """Stop a child we started, with its process group (hub.launcher's stop)."""
+    if process is not None:
+        launcher.stop({"server": process}, grace=timeout)
 
 
 @dataclass

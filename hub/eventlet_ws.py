@@ -243,10 +243,8 @@ class HubSocket(engineio.socket.Socket):
                 sent = ws.socket.fd.send(data)
             except BlockingIOError:
                 sent = 0
-            except OSError:  # the connection is going away; reading sees that and closes
-                if self.close_when_flushed:
-                    eventlet.spawn_n(self._close_transport, ws)
-                return
+            except OSError:  # the connection is going away: nothing more to write
+                sent = len(data)
             if sent == len(data):
                 if self.close_when_flushed:
                     eventlet.spawn_n(self._close_transport, ws)

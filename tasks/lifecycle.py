@@ -12,7 +12,7 @@ from uuid import uuid4
 
 from flask import current_app
 from marshmallow import ValidationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import Update, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from events import publish
@@ -53,11 +53,15 @@ def _publish_lifecycle(task: Task, event_type: str, trace_id: str | None = None)
         publish(user_channel(task.user), event_type, record, trace_id=trace_id)
 
 
+def _guarded(task_id: str, from_states: Iterable[str], values: dict[str, Any]) -> Update:
+    """UPDATE the task only while it is in one of from_states: the race guard."""
+    return update(Task).where(Task.id == task_id,
+                              Task.state.in_(list(from_states))).values(**values)
+
+
 def _update(task_id: str, from_states: Iterable[str], **values: Any) -> bool:
     """Conditional UPDATE, committed; True if this call made the change."""
-    result = db.session.execute(
-        update(Task).where(Task.id == task_id, Task.state.in_(list(from_states))).values(**values)
-    )
+    result = db.session.execute(_guarded(task_id, from_states, values))
     db.session.commit()
     return result.rowcount == 1
 
@@ -66,8 +70,7 @@ def _transition(task_id: str, from_states: Iterable[str], **values: Any) -> Task
     """A state change that publishes: returns the fresh record, or None if we lost the race.
     One UPDATE ... RETURNING, committed; the row comes back detached, so reading it for the
     event costs no reload SELECT."""
-    statement = (update(Task).where(Task.id == task_id, Task.state.in_(list(from_states)))
-                 .values(**values).returning(Task))
+    statement = _guarded(task_id, from_states, values).returning(Task)
     task = db.session.scalars(statement,
                               execution_options={"populate_existing": True}).one_or_none()
     if task is not None:
