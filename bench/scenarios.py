@@ -15,7 +15,16 @@ from typing import Any
 
 from bench.client import ClientError, HeldClients, run_client, run_rest_load
 from bench.report import Results
-from bench.servers import CHANNEL, PYTHON, ROOT, BenchEnv, HubServer, HubWorker, Server
+from bench.servers import (
+    CHANNEL,
+    PYTHON,
+    ROOT,
+    BenchEnv,
+    HubServer,
+    HubWorker,
+    Server,
+    stop_process,
+)
 
 P99_TARGET_MS = 100.0
 P99_GIVE_UP_MS = 1000.0  # the ladder goes on past the target, up to a saturated rate
@@ -42,9 +51,12 @@ class Context:
     client_deflate: bool = True
     connect_concurrency: int = 100
 
-    def record(self, scenario: str, server: Server, metric: str, value: float | None) -> None:
+    def record(self, scenario: str, server: Server | str, metric: str,
+               value: float | None) -> None:
+        """`server` is a server under test or the name of a baseline without one."""
         if value is not None:
-            self.results.add(scenario, server.name, metric, float(value))
+            name = server if isinstance(server, str) else server.name
+            self.results.add(scenario, name, metric, float(value))
 
     def client_config(self, server: Server, clients: int, channel: str | None = CHANNEL,
                       user: str = "bench") -> dict[str, Any]:
@@ -184,9 +196,13 @@ WORKER_SETUPS = [("prefork x2", None, None), ("threads x100", "threads", 100)]
 def tasks(ctx: Context, server: Server) -> None:
     """Hub only: K concurrent demo.count tasks of ~0.5 s (2 steps of 0.25 s); POST to
     `task.succeeded` at the owner's client, minus the task's own runtime (started_at to
-    finished_at). Once per worker setup."""
+    finished_at). Once per worker setup, each after a warm-up burst of K (the pools of
+    connections and threads fill once per process; the figure is the steady state).
+    Alongside `hub`, the floor: bare Celery on the same Redis and pool (bench.celery_floor)."""
     if not isinstance(server, HubServer):
         return
+    if server.name == "hub":
+        celery_floor(ctx)
     for label, pool, concurrency in WORKER_SETUPS:
         result = task_round_trip(ctx, server, HubWorker(ctx.env, concurrency, server.root, pool))
         metric = f"({label})"
@@ -219,9 +235,42 @@ def task_round_trip(ctx: Context, server: HubServer, worker: HubWorker) -> dict[
         warm = round_trip(2, 60000)  # waits for the worker to come up
         if warm["succeeded"] < 1:
             raise ClientError(f"worker never finished a task: {warm}")
+        round_trip(ctx.sizes.tasks, 180000)
         return round_trip(ctx.sizes.tasks, 180000)
     finally:
         worker.stop()
+
+
+def celery_floor(ctx: Context) -> None:
+    """The task round trip with nothing of Hub in it, on the threads x100 setup: K
+    send_task calls at once from one process, each task sleeping 0.5 s and publishing its
+    timings on Redis (see bench.celery_floor). Recorded as the server `celery`; its
+    "POST to 202" is the time to enqueue all K."""
+    env = ctx.env.hub_env(FLOOR_REDIS=ctx.env.redis_url)
+    floor = [PYTHON, "-m", "bench.celery_floor"]
+    with open(ctx.env.log_dir / "celery-floor.log", "ab") as log:
+        worker = subprocess.Popen(floor + ["worker", "--pool", "threads", "--concurrency", "100"],
+                                  cwd=ROOT, env=env, stdout=log, stderr=log,
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        def burst() -> dict[str, Any]:
+            done = subprocess.run(floor + ["run", "--count", str(ctx.sizes.tasks)], cwd=ROOT,
+                                  env=env, check=True, capture_output=True, text=True,
+                                  timeout=300)
+            return json.loads(done.stdout.strip().splitlines()[-1])
+
+        burst()  # the warm-up, as for Hub
+        result = burst()
+    finally:
+        stop_process(worker, timeout=20)
+    metric = "(threads x100)"
+    ctx.record("tasks", "celery", f"overhead p50 ms {metric}", result["overhead"]["p50"])
+    ctx.record("tasks", "celery", f"overhead p99 ms {metric}", result["overhead"]["p99"])
+    ctx.record("tasks", "celery", f"POST to 202 p99 ms {metric}", result["enqueue_all_ms"])
+    ctx.record("tasks", "celery", f"queued to started p99 ms {metric}", result["waited"]["p99"])
+    ctx.record("tasks", "celery", f"finished to client p99 ms {metric}",
+               result["delivered"]["p99"])
+    ctx.record("tasks", "celery", f"not succeeded {metric}", ctx.sizes.tasks - result["arrived"])
 
 
 def rest(ctx: Context, server: Server) -> None:

@@ -1,0 +1,125 @@
+"""The task round trip's floor: bare Celery on the same broker and worker setup as Hub.
+
+K tasks are requested at once (one `send_task` after another, as one web process takes K
+simultaneous POSTs); each sleeps like demo.count, then publishes its timings on a Redis
+channel the caller listens to. The overhead is arrival minus request minus the task's
+own runtime, as in the `tasks` scenario: what Celery, Redis and the worker pool cost on
+this machine before Hub does anything (no HTTP, no database, no Socket.IO).
+
+    python -m bench.celery_floor worker --pool threads --concurrency 100   (with FLOOR_REDIS)
+    python -m bench.celery_floor run --count 100 --delay 0.5               (prints JSON)
+"""
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+import redis
+from celery import Celery
+
+CHANNEL = "bench:floor"
+
+app = Celery("floor")
+app.conf.update(
+    broker_url=os.environ.get("FLOOR_REDIS", "redis://127.0.0.1:6379/0"),
+    task_serializer="json", accept_content=["json"], task_ignore_result=True,
+    task_acks_late=True, worker_prefetch_multiplier=1, worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True, worker_send_task_events=False,
+    task_default_queue="bench-floor",  # never Hub's queue, whatever else shares the Redis
+)
+
+
+_publisher: list[redis.Redis] = []
+
+
+def publisher() -> redis.Redis:
+    """One client (a thread-safe connection pool) per worker process."""
+    if not _publisher:
+        _publisher.append(redis.Redis.from_url(app.conf.broker_url))
+    return _publisher[0]
+
+
+@app.task(name="floor.sleep")
+def sleep_task(task_id: int, delay: float) -> None:
+    started = time.time()
+    time.sleep(delay)
+    finished = time.time()
+    publisher().publish(CHANNEL, json.dumps({"id": task_id, "started": started,
+                                        "finished": finished}))
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered) + 0.5)) - 1))]
+
+
+def run(count: int, delay: float, timeout: float) -> dict[str, Any]:
+    client = redis.Redis.from_url(app.conf.broker_url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(CHANNEL)
+    arrived: dict[int, tuple[float, dict[str, Any]]] = {}
+
+    def listen() -> None:
+        deadline = time.time() + timeout
+        while len(arrived) < count and time.time() < deadline:
+            message = pubsub.get_message(timeout=0.5)
+            if message is not None:
+                body = json.loads(message["data"])
+                arrived[body["id"]] = (time.time(), body)
+
+    # Warm up: a first task proves the worker is consuming (it may still be starting).
+    listener = threading.Thread(target=listen, daemon=True)
+    sent_at = time.time()
+    app.send_task("floor.sleep", args=[-1, 0.0])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        message = pubsub.get_message(timeout=0.5)
+        if message is not None:
+            break
+    listener.start()
+    sent_at = time.time()  # every task is requested at this instant
+    enqueued = []
+    for task_id in range(count):
+        app.send_task("floor.sleep", args=[task_id, delay])
+        enqueued.append(time.time() - sent_at)
+    listener.join(timeout + 1)
+    overhead = [(at - sent_at - (body["finished"] - body["started"])) * 1000
+                for at, body in arrived.values()]
+    waited = [(body["started"] - sent_at) * 1000 for _, body in arrived.values()]
+    delivered = [(at - body["finished"]) * 1000 for at, body in arrived.values()]
+    return {
+        "count": count, "arrived": len(arrived),
+        "enqueue_all_ms": (enqueued[-1] * 1000) if enqueued else 0,
+        "overhead": {"p50": percentile(overhead, 50), "p99": percentile(overhead, 99)},
+        "waited": {"p99": percentile(waited, 99)},
+        "delivered": {"p99": percentile(delivered, 99)},
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.celery_floor")
+    sub = parser.add_subparsers(dest="command", required=True)
+    worker = sub.add_parser("worker")
+    worker.add_argument("--pool", default="threads")
+    worker.add_argument("--concurrency", type=int, default=100)
+    runner = sub.add_parser("run")
+    runner.add_argument("--count", type=int, default=100)
+    runner.add_argument("--delay", type=float, default=0.5)
+    runner.add_argument("--timeout", type=float, default=120.0)
+    args = parser.parse_args(argv)
+    if args.command == "worker":
+        app.worker_main(["worker", "--pool", args.pool, "--concurrency",
+                         str(args.concurrency), "--loglevel", "WARNING"])
+        return 0
+    print(json.dumps(run(args.count, args.delay, args.timeout)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
