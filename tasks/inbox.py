@@ -46,6 +46,11 @@ def notify(users: Iterable[str], title: str, *, body: str | None = None,
              for user in recipients if user not in found]
     db.session.add_all(fresh)
     try:
+        db.session.flush()
+        # Detached before the commit, new rows keep their attributes as inserted: the event
+        # and the returned ids read them without a reload SELECT per row.
+        for row in fresh:
+            db.session.expunge(row)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()  # a concurrent request with the same key won: take its rows
