@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask.sessions import SessionInterface
 from flask_migrate import Migrate
 from flask_smorest import Api
 from sqlalchemy import event
@@ -34,11 +35,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class NoCookieSessions(SessionInterface):
+    """Hub keeps no state in cookies (REST and sockets authenticate every call with a bearer
+    token), yet Flask's default opens a signed-cookie session on every request: building
+    its signer was ~4 % of POST /api/v1/publish. Writing to `flask.session` raises."""
+
+    def open_session(self, app: Flask, request: Any) -> None:
+        return None  # Flask substitutes its read-only null session
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        pass
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_config(os.environ, config)
     os.makedirs(settings["INSTANCE_DIR"], exist_ok=True)
     app = Flask(__name__, instance_path=settings["INSTANCE_DIR"])
     app.config.update(settings)
+    app.session_interface = NoCookieSessions()
 
     db.init_app(app)
     Migrate(app, db, directory=MIGRATIONS)
