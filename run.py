@@ -9,6 +9,7 @@
 REDIS_URL and DATABASE_URL switch to external services.
 """
 
+import gc
 import os
 import sys
 import warnings
@@ -38,6 +39,12 @@ def web() -> None:
     from hub import create_app
 
     app = create_app({"HUB_PROCESS": "web"})
+    # The ~140k objects of start-up (modules, the app, SQLAlchemy and marshmallow metadata)
+    # live as long as the process. Frozen, full collections no longer traverse them: with
+    # 1000 clients a full collection paused the event loop for 80-190 ms (p99 at 50/s
+    # 22 -> 150 ms in the window it hit); frozen, 17-46 ms.
+    gc.collect()
+    gc.freeze()
     if mode == "eventlet":
         from hub import eventlet_http
 
