@@ -57,6 +57,14 @@ def metrics() -> Response:
         "# TYPE hub_ready gauge",
     ]
     lines += [f'hub_ready{{check="{name}"}} {int(ok)}' for name, ok in readiness().items()]
+    socketio = current_app.extensions.get("socketio")
+    if socketio is not None and socketio.server is not None:
+        lines += [
+            "# HELP hub_engineio_sessions engine.io sessions this process holds, including"
+            " closed ones it has not released yet.",
+            "# TYPE hub_engineio_sessions gauge",
+            f"hub_engineio_sessions {len(socketio.server.eio.sockets)}",
+        ]
     stats = current_app.extensions.get("hub.transport_stats")
     if stats is not None:
         lines += [

@@ -138,6 +138,22 @@ def test_a_reader_too_far_behind_is_cut_off_and_can_recover(eventlet_stack: Stac
     assert (received + recovered) == list(range(1, 401))
 
 
+def test_a_closed_session_is_released_at_once(eventlet_stack: Stack) -> None:
+    """engine.io alone forgets closed sessions in a sweep of ~20 s; until then each holds
+    its socket and buffers, and every full garbage collection walks them."""
+    sessions = lambda: metric(eventlet_stack, "hub_engineio_sessions")  # noqa: E731
+    before = sessions()
+    leavers = [RawClient(eventlet_stack, f"leaver-{n}") for n in range(6)]
+    assert sessions() == before + 6
+    for n, leaver in enumerate(leavers):
+        if n % 2:
+            leaver.ws.close()  # a closing handshake
+        else:
+            leaver.ws.sock.shutdown(socket.SHUT_RDWR)  # the connection just ends
+            leaver.ws.sock.close()
+    wait_until(lambda: sessions() <= before, timeout=3, what="closed sessions released")
+
+
 def test_pings_fragments_and_protocol_errors(eventlet_stack: Stack) -> None:
     """The hub reads websocket frames itself: control frames are answered, a message split
     in fragments is one message, and a frame that breaks RFC 6455 ends the connection."""
