@@ -43,13 +43,14 @@ def web() -> None:
     # The ~140k objects of start-up (modules, the app, SQLAlchemy and marshmallow metadata)
     # live as long as the process: frozen, full collections no longer traverse them (with
     # 1000 clients a pause of 80-190 ms became 17-46 ms). Frozen objects no longer count
-    # as long-lived either, which made full collections frequent; the thresholds make
-    # them rare again (the young generation is collected every 20k allocations, not 700:
-    # the delivery path's objects die by reference count long before). bench: p99 at
-    # 50/s 51 -> 26 ms after a fan-out (2 runs each).
+    # as long-lived either, which made full collections frequent: one per 100 collections
+    # of the middle generation instead of 10 makes them rare again (bench: p99 at 50/s
+    # 51 -> 28 ms after a fan-out, 2 runs each). The young generation keeps the default, so
+    # the cyclic garbage of closed sessions is still found within ~700k allocations; with
+    # (20000, 20, 100) the ladder looked the same but that garbage could wait 40M.
     gc.collect()
     gc.freeze()
-    gc.set_threshold(20_000, 20, 100)
+    gc.set_threshold(700, 10, 100)
     if mode == "eventlet":
         from hub import eventlet_http
 
