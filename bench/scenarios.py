@@ -192,7 +192,8 @@ def emitter(ctx: Context, server: Server) -> None:
 
 # Worker setups for the task round trip: run.py's default, and a thread pool wide enough
 # to run every task of the burst at once (demo.count mostly sleeps, as I/O-bound tasks do).
-WORKER_SETUPS = [("prefork x2", None, None), ("threads x100", "threads", 100)]
+THREADS_SETUP = ("threads x100", "threads", 100)
+WORKER_SETUPS = [("prefork x2", None, None), THREADS_SETUP]
 
 
 def tasks(ctx: Context, server: Server) -> None:
@@ -204,20 +205,23 @@ def tasks(ctx: Context, server: Server) -> None:
     if not isinstance(server, HubServer):
         return
     if server.name == "hub":
-        celery_floor(ctx)
+        record_round_trip(ctx, "celery", THREADS_SETUP[0], celery_floor(ctx))
     for label, pool, concurrency in WORKER_SETUPS:
-        result = task_round_trip(ctx, server, HubWorker(ctx.env, concurrency, server.root, pool))
-        metric = f"({label})"
-        ctx.record("tasks", server, f"overhead p50 ms {metric}", result["overhead"]["p50"])
-        ctx.record("tasks", server, f"overhead p99 ms {metric}", result["overhead"]["p99"])
-        # Where the round trip goes (p99 of each leg; the legs' tails need not coincide).
-        ctx.record("tasks", server, f"POST to 202 p99 ms {metric}", result["accepted"]["p99"])
-        ctx.record("tasks", server, f"queued to started p99 ms {metric}",
-                   result["waited"]["p99"])
-        ctx.record("tasks", server, f"finished to client p99 ms {metric}",
-                   result["delivered"]["p99"])
-        ctx.record("tasks", server, f"not succeeded {metric}",
-                   ctx.sizes.tasks - result["succeeded"])
+        worker = HubWorker(ctx.env, concurrency, server.root, pool)
+        record_round_trip(ctx, server, label, task_round_trip(ctx, server, worker))
+
+
+def record_round_trip(ctx: Context, server: Server | str, label: str,
+                      result: dict[str, Any]) -> None:
+    metric = f"({label})"
+    ctx.record("tasks", server, f"overhead p50 ms {metric}", result["overhead"]["p50"])
+    ctx.record("tasks", server, f"overhead p99 ms {metric}", result["overhead"]["p99"])
+    # Where the round trip goes (p99 of each leg; the legs' tails need not coincide).
+    ctx.record("tasks", server, f"POST to 202 p99 ms {metric}", result["accepted"]["p99"])
+    ctx.record("tasks", server, f"queued to started p99 ms {metric}", result["waited"]["p99"])
+    ctx.record("tasks", server, f"finished to client p99 ms {metric}",
+               result["delivered"]["p99"])
+    ctx.record("tasks", server, f"not succeeded {metric}", ctx.sizes.tasks - result["succeeded"])
 
 
 def task_round_trip(ctx: Context, server: HubServer, worker: HubWorker) -> dict[str, Any]:
@@ -243,15 +247,16 @@ def task_round_trip(ctx: Context, server: HubServer, worker: HubWorker) -> dict[
         worker.stop()
 
 
-def celery_floor(ctx: Context) -> None:
-    """The task round trip with nothing of Hub in it, on the threads x100 setup: K
-    send_task calls at once from one process, each task sleeping 0.5 s and publishing its
-    timings on Redis (see bench.celery_floor). Recorded as the server `celery`; its
-    "POST to 202" is the time to enqueue all K."""
+def celery_floor(ctx: Context) -> dict[str, Any]:
+    """The task round trip with nothing of Hub in it, on the threads setup: K send_task
+    calls at once from one process, each task sleeping 0.5 s and publishing its timings on
+    Redis (see bench.celery_floor). Its "POST to 202" is the time to enqueue all K."""
+    _, pool, concurrency = THREADS_SETUP
     env = ctx.env.hub_env(FLOOR_REDIS=ctx.env.redis_url)
     floor = [PYTHON, "-m", "bench.celery_floor"]
     with open(ctx.env.log_dir / "celery-floor.log", "ab") as log:
-        worker = subprocess.Popen(floor + ["worker", "--pool", "threads", "--concurrency", "100"],
+        worker = subprocess.Popen(floor + ["worker", "--pool", str(pool), "--concurrency",
+                                           str(concurrency)],
                                   cwd=ROOT, env=env, stdout=log, stderr=log,
                                   stdin=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -262,17 +267,9 @@ def celery_floor(ctx: Context) -> None:
             return json.loads(done.stdout.strip().splitlines()[-1])
 
         burst()  # the warm-up, as for Hub
-        result = burst()
+        return burst()
     finally:
         stop_process(worker, timeout=20)
-    metric = "(threads x100)"
-    ctx.record("tasks", "celery", f"overhead p50 ms {metric}", result["overhead"]["p50"])
-    ctx.record("tasks", "celery", f"overhead p99 ms {metric}", result["overhead"]["p99"])
-    ctx.record("tasks", "celery", f"POST to 202 p99 ms {metric}", result["enqueue_all_ms"])
-    ctx.record("tasks", "celery", f"queued to started p99 ms {metric}", result["waited"]["p99"])
-    ctx.record("tasks", "celery", f"finished to client p99 ms {metric}",
-               result["delivered"]["p99"])
-    ctx.record("tasks", "celery", f"not succeeded {metric}", ctx.sizes.tasks - result["arrived"])
 
 
 def rest(ctx: Context, server: Server) -> None:

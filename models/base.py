@@ -1,6 +1,8 @@
 """The unbound Flask-SQLAlchemy extension and shared column helpers."""
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData
@@ -26,6 +28,18 @@ db = SQLAlchemy(model_class=Base)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def commit_detached(rows: Iterable[Any]) -> None:
+    """Insert new rows and commit, leaving them detached with their attributes as inserted:
+    reading them afterwards (an event, a reply) costs no reload SELECT per row, which a
+    commit's expiry would. Raises what the flush raises (IntegrityError: caller rolls back)."""
+    rows = list(rows)
+    db.session.add_all(rows)
+    db.session.flush()
+    for row in rows:
+        db.session.expunge(row)
+    db.session.commit()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from events import publish
 from events.channels import user_channel
 from models import Notification, db, utcnow
+from models.base import commit_detached
 
 
 class NotFound(LookupError):
@@ -44,14 +45,8 @@ def notify(users: Iterable[str], title: str, *, body: str | None = None,
     fresh = [Notification(user=user, title=title, body=body, data=data, category=category,
                           service_id=service_id, idempotency_key=idempotency_key)
              for user in recipients if user not in found]
-    db.session.add_all(fresh)
     try:
-        db.session.flush()
-        # Detached before the commit, new rows keep their attributes as inserted: the event
-        # and the returned ids read them without a reload SELECT per row.
-        for row in fresh:
-            db.session.expunge(row)
-        db.session.commit()
+        commit_detached(fresh)  # pushing them and returning their ids reloads nothing
     except IntegrityError:
         db.session.rollback()  # a concurrent request with the same key won: take its rows
         found = _existing(service_id, idempotency_key or "", recipients)

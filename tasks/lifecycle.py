@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from events import publish
 from events.channels import schedule_channel, task_channel, user_channel
 from models import FINAL_STATES, ScheduleRun, Task, db, utcnow
-from models.base import iso
+from models.base import commit_detached, iso
 from models.task import EVENT_ARGS_BYTES
 from tasks import inbox
 from tasks.registry import lookup
@@ -121,13 +121,8 @@ def submit(name: str, raw_args: Any, user: str | None, service_id: int | None,
             return existing, False
     task = Task(id=str(uuid4()), name=name, state="queued", user=user, args=args,
                 service_id=service_id, idempotency_key=idempotency_key)
-    db.session.add(task)
     try:
-        db.session.flush()
-        # Detached before the commit, the object keeps its attributes as inserted, so the
-        # event and the REST reply below read them without a reload SELECT each.
-        db.session.expunge(task)
-        db.session.commit()
+        commit_detached([task])  # the event and the REST reply read it without a reload
     except IntegrityError:
         db.session.rollback()  # a concurrent submission with the same key won
         existing = db.session.scalar(select(Task).where(
