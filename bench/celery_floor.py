@@ -6,8 +6,12 @@ channel the caller listens to. The overhead is arrival minus request minus the t
 own runtime, as in the `tasks` scenario: what Celery, Redis and the worker pool cost on
 this machine before Hub does anything (no HTTP, no database, no Socket.IO).
 
-    python -m bench.celery_floor worker --pool threads --concurrency 100   (with FLOOR_REDIS)
-    python -m bench.celery_floor run --count 100 --delay 0.5               (prints JSON)
+    python -m celery -A bench.celery_floor worker --pool gevent --concurrency 100 ...
+                                  (with FLOOR_REDIS; the bench adds run.py's pool options)
+    python -m bench.celery_floor run --count 100 --delay 0.5              (prints JSON)
+
+The worker starts through Celery's own command line, which monkey-patches for gevent
+before anything is imported, as `run.py worker` does for Hub.
 """
 
 import argparse
@@ -105,18 +109,11 @@ def run(count: int, delay: float, timeout: float) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.celery_floor")
     sub = parser.add_subparsers(dest="command", required=True)
-    worker = sub.add_parser("worker")
-    worker.add_argument("--pool", default="threads")
-    worker.add_argument("--concurrency", type=int, default=100)
     runner = sub.add_parser("run")
     runner.add_argument("--count", type=int, default=100)
     runner.add_argument("--delay", type=float, default=0.5)
     runner.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
-    if args.command == "worker":
-        app.worker_main(["worker", "--pool", args.pool, "--concurrency",
-                         str(args.concurrency), "--loglevel", "WARNING"])
-        return 0
     print(json.dumps(run(args.count, args.delay, args.timeout)), flush=True)
     return 0
 

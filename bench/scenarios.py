@@ -25,6 +25,7 @@ from bench.servers import (
     Server,
     stop_process,
 )
+from run import worker_options
 
 P99_TARGET_MS = 100.0
 P99_GIVE_UP_MS = 1000.0
@@ -193,7 +194,8 @@ def emitter(ctx: Context, server: Server) -> None:
 # Worker setups for the task round trip: run.py's default, and a thread pool wide enough
 # to run every task of the burst at once (demo.count mostly sleeps, as I/O-bound tasks do).
 THREADS_SETUP = ("threads x100", "threads", 100)
-WORKER_SETUPS = [("prefork x2", None, None), THREADS_SETUP]
+GEVENT_SETUP = ("gevent x100", "gevent", 100)
+WORKER_SETUPS = [("prefork x2", None, None), THREADS_SETUP, GEVENT_SETUP]
 
 
 def tasks(ctx: Context, server: Server) -> None:
@@ -205,7 +207,7 @@ def tasks(ctx: Context, server: Server) -> None:
     if not isinstance(server, HubServer):
         return
     if server.name == "hub":
-        record_round_trip(ctx, "celery", THREADS_SETUP[0], celery_floor(ctx))
+        record_round_trip(ctx, "celery", GEVENT_SETUP[0], celery_floor(ctx))
     for label, pool, concurrency in WORKER_SETUPS:
         worker = HubWorker(ctx.env, concurrency, server.root, pool)
         record_round_trip(ctx, server, label, task_round_trip(ctx, server, worker))
@@ -248,16 +250,17 @@ def task_round_trip(ctx: Context, server: HubServer, worker: HubWorker) -> dict[
 
 
 def celery_floor(ctx: Context) -> dict[str, Any]:
-    """The task round trip with nothing of Hub in it, on the threads setup: K send_task
-    calls at once from one process, each task sleeping 0.5 s and publishing its timings on
-    Redis (see bench.celery_floor). Its "POST to 202" is the time to enqueue all K."""
-    _, pool, concurrency = THREADS_SETUP
+    """The task round trip with nothing of Hub in it, on the gevent setup with run.py's
+    options for it: K send_task calls at once from one process, each task sleeping 0.5 s
+    and publishing its timings on Redis (see bench.celery_floor). Its "POST to 202" is the
+    time to enqueue all K."""
+    _, pool, concurrency = GEVENT_SETUP
     env = ctx.env.hub_env(FLOOR_REDIS=ctx.env.redis_url)
     floor = [PYTHON, "-m", "bench.celery_floor"]
+    worker_argv = [PYTHON, "-m", "celery", "-A", "bench.celery_floor", "worker", "--loglevel",
+                   "WARNING", *worker_options(str(pool), str(concurrency))]
     with open(ctx.env.log_dir / "celery-floor.log", "ab") as log:
-        worker = subprocess.Popen(floor + ["worker", "--pool", str(pool), "--concurrency",
-                                           str(concurrency)],
-                                  cwd=ROOT, env=env, stdout=log, stderr=log,
+        worker = subprocess.Popen(worker_argv, cwd=ROOT, env=env, stdout=log, stderr=log,
                                   stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         def burst() -> dict[str, Any]:

@@ -220,9 +220,10 @@ class Stack:
 
 
 @contextmanager
-def own_stack(redis_url: str, tmp_path: Path, db_index: int, **env: str) -> Iterator[Stack]:
-    """A one-off eventlet + SQLite stack with its own settings (no beat)."""
-    stack = Stack("eventlet", f"sqlite:///{tmp_path / 'hub.db'}",
+def own_stack(redis_url: str, tmp_path: Path, db_index: int, database_url: str | None = None,
+              **env: str) -> Iterator[Stack]:
+    """A one-off eventlet stack with its own settings (no beat), on SQLite unless told."""
+    stack = Stack("eventlet", database_url or f"sqlite:///{tmp_path / 'hub.db'}",
                   f"{redis_url.rsplit('/', 1)[0]}/{db_index}", tmp_path, beat=False,
                   extra_env=env)
     try:

@@ -67,3 +67,14 @@ def test_postgres_urls_use_psycopg3() -> None:
     assert database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert database_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_worker_pools() -> None:
+    from run import worker_options
+
+    assert worker_options("prefork", "2") == ["--pool", "prefork", "--concurrency", "2"]
+    # gevent's consumer acknowledges finished tasks only between its waits on the broker:
+    # a wider prefetch window keeps those from holding back the next tasks.
+    assert worker_options("gevent", "100")[-2:] == ["--prefetch-multiplier", "4"]
+    with pytest.raises(SystemExit, match="HUB_WORKER_POOL must be one of prefork, threads"):
+        worker_options("eventlet", "2")
