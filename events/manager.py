@@ -120,7 +120,12 @@ class HubRedisManager(socketio.RedisManager):
             if isinstance(number, int) and number > self.heard:
                 self.heard = number
             return
-        with self.delivery_lock:
+        room = message.get("room")
+        with self.delivery_lock:  # membership is settled only under the lock
+            if room is not None and room not in self.rooms.get(message.get("namespace"), ()):
+                # No client of this process is in the room (a task nobody watches, another
+                # web process's clients): python-socketio would still encode the packet.
+                return
             super()._handle_emit(message)
 
     def listening(self) -> bool:

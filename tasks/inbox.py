@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from events import publish
 from events.channels import user_channel
 from models import Notification, db, utcnow
-from models.base import commit_detached
+from models.base import insert_detached
 
 
 class NotFound(LookupError):
@@ -42,11 +42,11 @@ def notify(users: Iterable[str], title: str, *, body: str | None = None,
     """One row per user (a retried key adds none), committed, then pushed once each."""
     recipients = list(dict.fromkeys(users))
     found = _existing(service_id, idempotency_key, recipients) if idempotency_key else {}
-    fresh = [Notification(user=user, title=title, body=body, data=data, category=category,
-                          service_id=service_id, idempotency_key=idempotency_key)
-             for user in recipients if user not in found]
     try:
-        commit_detached(fresh)  # pushing them and returning their ids reloads nothing
+        fresh = insert_detached(Notification, [
+            {"user": user, "title": title, "body": body, "data": data, "category": category,
+             "service_id": service_id, "idempotency_key": idempotency_key}
+            for user in recipients if user not in found])
     except IntegrityError:
         db.session.rollback()  # a concurrent request with the same key won: take its rows
         found = _existing(service_id, idempotency_key or "", recipients)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from events import publish
 from events.channels import schedule_channel, task_channel, user_channel
 from models import FINAL_STATES, ScheduleRun, Task, db, utcnow
-from models.base import commit_detached, iso
+from models.base import insert_detached, iso
 from models.task import EVENT_ARGS_BYTES
 from tasks import inbox
 from tasks.registry import lookup
@@ -119,10 +119,10 @@ def submit(name: str, raw_args: Any, user: str | None, service_id: int | None,
             Task.service_id == service_id, Task.idempotency_key == idempotency_key))
         if existing is not None:
             return existing, False
-    task = Task(id=str(uuid4()), name=name, state="queued", user=user, args=args,
-                service_id=service_id, idempotency_key=idempotency_key)
     try:
-        commit_detached([task])  # the event and the REST reply read it without a reload
+        task = insert_detached(Task, [{
+            "id": str(uuid4()), "name": name, "state": "queued", "user": user, "args": args,
+            "service_id": service_id, "idempotency_key": idempotency_key}])[0]
     except IntegrityError:
         db.session.rollback()  # a concurrent submission with the same key won
         existing = db.session.scalar(select(Task).where(

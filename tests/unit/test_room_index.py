@@ -31,3 +31,43 @@ def test_the_index_matches_python_socketios_scan() -> None:
     assert ours.callbacks == stock.callbacks == {}
     assert set(ours.rooms_of) == {("/", "s0"), ("/", "s2")}
     assert ours.rooms_of[("/", "s0")] == {None, "s0", "user:bob", "public:news"}
+
+
+class CountingPacket(socketio.packet.Packet):
+    encoded = 0
+
+    def encode(self) -> object:
+        CountingPacket.encoded += 1
+        return super().encode()
+
+
+class RecordingServer:
+    """What Manager.emit needs of a server: a packet class and a send, recorded."""
+
+    packet_class = CountingPacket
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def _send_eio_packet(self, eio_sid: str, _packet: object) -> None:
+        self.sent.append(eio_sid)
+
+
+def queue_message(room: str) -> dict[str, object]:
+    return {"method": "emit", "event": "note", "data": [{"n": 1}], "namespace": "/",
+            "room": room, "skip_sid": None, "callback": None, "host_id": "elsewhere"}
+
+
+def test_a_publication_for_a_room_without_local_members_is_not_encoded() -> None:
+    manager = HubRedisManager("redis://127.0.0.1:1/0", channel="t")  # never connects here
+    server = RecordingServer()
+    manager.set_server(server)
+    CountingPacket.encoded = 0
+    manager.basic_enter_room("s1", "/", "public:news", eio_sid="e1")
+    manager._handle_emit(queue_message("task:nobody-watches"))
+    assert (CountingPacket.encoded, server.sent) == (0, [])
+    manager._handle_emit(queue_message("public:news"))
+    assert (CountingPacket.encoded, server.sent) == (1, ["e1"])
+    manager.basic_leave_room("s1", "/", "public:news")  # the room empties and goes
+    manager._handle_emit(queue_message("public:news"))
+    assert (CountingPacket.encoded, server.sent) == (1, ["e1"])
