@@ -17,6 +17,11 @@ task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 # Results live in SQL (the task record); Celery's own result backend stays quiet.
 task_ignore_result = True
+# One result backend per process, not one per thread: Celery looks it up after every task
+# (even an ignored result), and per thread means per greenlet in a gevent worker and per
+# greenthread in the hub, so each task built a RedisBackend, reading redis-py's package
+# metadata from disk: 10 % of a gevent worker's time. redis-py's client is thread-safe.
+result_backend_thread_safe = True
 
 task_time_limit = int(os.environ.get("HUB_TASK_TIME_LIMIT") or 600)
 task_soft_time_limit = max(1, task_time_limit - 10)

@@ -36,16 +36,6 @@ class ArgsInvalid(ValueError):
         self.errors = errors
 
 
-class Enqueued:
-    """send_task's return value. Celery's AsyncResult reaches for the app's result backend,
-    which Celery keeps per thread: under eventlet, per greenthread, so every new HTTP
-    connection built a RedisBackend (7 % of a submission). Nothing here reads results."""
-
-    def __init__(self, task_id: str, **_: Any) -> None:
-        self.id = task_id
-        self.ignored = True
-
-
 def get_task(task_id: str) -> Task | None:
     return db.session.scalar(select(Task).where(Task.id == task_id))
 
@@ -136,8 +126,7 @@ def submit(name: str, raw_args: Any, user: str | None, service_id: int | None,
         # it send_task has the result backend SUBSCRIBE this process to the task's result
         # channel, a Redis round trip per submission and a subscription never dropped.
         current_app.extensions["celery"].send_task(
-            name, kwargs={"task_id": task.id}, task_id=task.id, ignore_result=True,
-            result_cls=Enqueued)
+            name, kwargs={"task_id": task.id}, task_id=task.id, ignore_result=True)
     except Exception:
         # Nothing will run it: forget the row so the caller's retry starts clean.
         db.session.rollback()
