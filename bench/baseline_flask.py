@@ -69,6 +69,11 @@ def serve(port: int, redis_url: str, deflate: bool, async_mode: str,
     socketio = SocketIO(app, async_mode=async_mode, message_queue=redis_url,
                         channel="bench-flask", manage_session=False, logger=False,
                         engineio_logger=False, cors_allowed_origins=None)
+    # Listen on the queue from the start, as Hub does and as this server does once a first
+    # client connects (python-socketio starts its listener then). Without it, a scenario
+    # with no clients (REST) spared the floor reading back its own publications.
+    socketio.server.manager_initialized = True
+    socketio.server.manager.initialize()
     offsets: dict[str, int] = {}
 
     @socketio.on("subscribe")

@@ -20,8 +20,8 @@ class PublishError(ValueError):
 
 
 def now_iso() -> str:
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    # isoformat is C: half the cost of strftime, paid once per publication.
+    return datetime.now(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 class Publisher:

@@ -8,6 +8,7 @@ while Redis is down.
 """
 
 import json
+from functools import lru_cache
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -66,6 +67,7 @@ def connect(url: str) -> "redis.Redis":
     return redis.Redis.from_url(url, **redis_options())
 
 
+@lru_cache(maxsize=4096)  # a channel publishes a handful of event types, often in a row
 def mq_prefix(event_type: str, room: str, host_id: str) -> str:
     """The head of a python-socketio message-queue 'emit' message; the envelope follows."""
     head = {

@@ -77,5 +77,5 @@ def iso(value: datetime | None) -> str | None:
     """Render a datetime the way every Hub payload does: ISO 8601, milliseconds, Z."""
     if value is None:
         return None
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # isoformat is C: half the cost of strftime, paid three times per task record.
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
