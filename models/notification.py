@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import UTCDateTime, db, iso, utcnow
@@ -15,6 +15,11 @@ class Notification(db.Model):
         # One row per (service, key, user): a retried request or a redelivered batch adds nothing.
         UniqueConstraint("service_id", "idempotency_key", "user",
                          name="uq_notifications_service_key_user"),
+        # That constraint sees NULL service_ids as distinct, so the rows Hub makes itself (a
+        # task's end, broadcast batches) are kept unique per key and user by this index.
+        Index("uq_notifications_hub_key_user", "idempotency_key", "user", unique=True,
+              sqlite_where=text("service_id IS NULL"),
+              postgresql_where=text("service_id IS NULL")),
         Index("ix_notifications_user_id", "user", "id"),
         Index("ix_notifications_user_unread", "user", "read_at"),
     )

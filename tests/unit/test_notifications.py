@@ -3,9 +3,13 @@
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from flask_socketio import SocketIOTestClient
+from sqlalchemy import func, select
 
+from models import Notification, db
 from tests.conftest import user_token
 
 
@@ -108,3 +112,24 @@ def test_read_over_socket_syncs_other_tabs(client: FlaskClient, auth: dict[str, 
     foreign = send(client, auth, user="bob")[0]
     assert tab1.emit("notifications.read", {"ids": [foreign]},
                      callback=True)["error"]["code"] == "not_found"
+
+
+def test_a_race_on_hubs_own_key_keeps_one_row(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two notify() calls with one key and no service (a task's end, a broadcast batch)
+    racing: the loser's INSERT hits the unique index and it takes the winner's row."""
+    from tasks import inbox
+
+    with app.app_context():
+        first = inbox.notify(["ann"], "done", idempotency_key="task:t1")
+        real, calls = inbox._existing, []
+
+        def stale(*args: Any) -> Any:  # the loser looked before the winner committed
+            calls.append(args)
+            return {} if len(calls) == 1 else real(*args)
+
+        monkeypatch.setattr(inbox, "_existing", stale)
+        assert inbox.notify(["ann"], "done", idempotency_key="task:t1") == first
+        assert len(calls) == 2
+        rows = db.session.scalar(select(func.count()).select_from(Notification).where(
+            Notification.idempotency_key == "task:t1"))
+        assert rows == 1
