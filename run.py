@@ -9,7 +9,6 @@
 REDIS_URL and DATABASE_URL switch to external services.
 """
 
-import gc
 import os
 import sys
 import warnings
@@ -37,20 +36,10 @@ def patch_for_async_mode() -> str:
 def web() -> None:
     mode = patch_for_async_mode()
     from hub import create_app
+    from hub.heap import settle_after_start_up
 
     app = create_app({"HUB_PROCESS": "web"})
-    # A full garbage collection stops the event loop, so every client waits for it.
-    # The ~140k objects of start-up (modules, the app, SQLAlchemy and marshmallow metadata)
-    # live as long as the process: frozen, full collections no longer traverse them (with
-    # 1000 clients a pause of 80-190 ms became 17-46 ms). Frozen objects no longer count
-    # as long-lived either, which made full collections frequent: one per 100 collections
-    # of the middle generation instead of 10 makes them rare again (bench: p99 at 50/s
-    # 51 -> 28 ms after a fan-out, 2 runs each). The young generation keeps the default, so
-    # the cyclic garbage of closed sessions is still found within ~700k allocations; with
-    # (20000, 20, 100) the ladder looked the same but that garbage could wait 40M.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(700, 10, 100)
+    settle_after_start_up()
     if mode == "eventlet":
         from hub import eventlet_http
 
