@@ -8,8 +8,9 @@ No auth, no history, no limits: a `subscribe` event joins a room and acks, and
 (as Hub does), in Hub's envelope shape. Hub's own work is what it costs above this.
 
 --hub-transport gives the floor Hub's eventlet transport (websockets served from the
-hub with direct writes, small HTTP buffers, a deep listen queue), so that Hub against
-this floor isolates Hub's own work: auth, channel rules, envelopes, history.
+hub with direct writes, small HTTP buffers, a deep listen queue) and its garbage-collector
+settings, so that Hub against this floor isolates Hub's own work: auth, channel rules,
+envelopes, history.
 """
 
 import argparse
@@ -112,7 +113,11 @@ def serve(port: int, redis_url: str, deflate: bool, async_mode: str,
         options["max_size"] = 100_000
     if hub_transport and async_mode == "eventlet":
         from hub import eventlet_http, eventlet_ws
+        from hub.heap import settle_after_start_up
 
+        # Hub's runtime settings too (its garbage-collector tuning), so that Hub against
+        # this floor is Hub's own work alone.
+        settle_after_start_up()
         eventlet_ws.install(max_sessions=100_000)
         eventlet_http.serve(app, "127.0.0.1", port, 100_000)
         return
