@@ -2,7 +2,7 @@
 # Container entry point: the role is the first argument, `web` by default.
 #   web       migrate, then the hub on eventlet's server (python run.py web)
 #   gunicorn  migrate, then the hub under gunicorn's gevent worker (HUB_ASYNC_MODE=gevent)
-#   worker    a Celery worker (prefork pool); extra arguments go to celery
+#   worker    a Celery worker (HUB_WORKER_POOL, prefork by default); extra arguments go to celery
 #   beat      the Celery beat scheduler (a Redis lock keeps it to one); extra arguments go to celery
 # Anything else runs as a command (e.g. `sh`, `flask --app hub ...`). Every server is
 # exec'd, so it is PID 1 and receives the container's SIGTERM directly.
