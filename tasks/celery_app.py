@@ -3,10 +3,9 @@
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_process_init
 from flask import Flask
 
-from hub.heap import settle_after_start_up
 from models import db
 
 
@@ -34,9 +33,6 @@ def celery_init_app(app: Flask) -> Celery:
             db.engine.dispose(close=False)
 
     worker_process_init.connect(fresh_connections, weak=False)
-    # The process that runs tasks: each prefork child, or the worker itself (threads, gevent).
-    worker_process_init.connect(lambda **_: settle_after_start_up(), weak=False)
-    worker_ready.connect(lambda **_: settle_after_start_up(), weak=False)
 
     import tasks.builtin  # noqa: F401  (registers the built-in hub tasks)
 
