@@ -29,6 +29,10 @@ def ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
+def names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,6 +49,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--capacity", type=ints, help="connection counts, e.g. 1000,5000")
     parser.add_argument("--tasks", type=int, help="concurrent tasks in the round trip")
     parser.add_argument("--rest-seconds", type=float, help="seconds per REST load")
+    parser.add_argument("--worker-setups", type=names,
+                        help="task round trip worker setups, e.g. gevent,threads (default: "
+                             "prefork, threads and gevent)")
     parser.add_argument("--deflate", choices=["off", "on", "both"], default="off",
                         help="servers accept permessage-deflate (on), decline it (off: every "
                              "server's default), or run both variants")
@@ -63,7 +70,8 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
                       capacity=[50], tasks=5, rest_seconds=1.0, rest_concurrency=4)
     for name, attr in [("clients", "clients"), ("pubs", "fanout_pubs"), ("rates", "rates"),
                        ("rate_seconds", "rate_seconds"), ("capacity", "capacity"),
-                       ("tasks", "tasks"), ("rest_seconds", "rest_seconds")]:
+                       ("tasks", "tasks"), ("rest_seconds", "rest_seconds"),
+                       ("worker_setups", "worker_setups")]:
         value = getattr(args, name)
         if value is not None:
             setattr(sizes, attr, value)
@@ -86,9 +94,10 @@ def main(argv: list[str]) -> int:
     scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     kinds = [name.strip() for name in args.servers.split(",") if name.strip()]
     unknown = [s for s in scenarios if s not in SCENARIOS] + \
-        [k for k in kinds if k not in SERVER_KINDS]
+        [k for k in kinds if k not in SERVER_KINDS] + \
+        [w for w in args.worker_setups or [] if w not in ("prefork", "threads", "gevent")]
     if unknown:
-        sys.exit(f"unknown scenario or server: {', '.join(unknown)}")
+        sys.exit(f"unknown scenario, server or worker setup: {', '.join(unknown)}")
     deflates = {"off": [False], "on": [True], "both": [False, True]}[args.deflate]
     raise_fd_limit()
     ensure_node_deps()

@@ -43,6 +43,8 @@ class Sizes:
     rest_seconds: float = 4.0
     rest_concurrency: int = 16
     publish_concurrency: int = 8
+    # Worker setups for the task round trip, by the first word of their label.
+    worker_setups: list[str] = field(default_factory=lambda: ["prefork", "threads", "gevent"])
 
 
 @dataclass
@@ -143,10 +145,11 @@ def capacity(ctx: Context, server: Server) -> None:
     for size in ctx.sizes.capacity:
         server.restart()
         time.sleep(0.5)
-        before = server.rss()
+        before, cpu_before = server.rss(), server.cpu()
         config = ctx.client_config(server, size, channel=None)
         with HeldClients(config, ctx.env.log_dir / "load-client.log") as held:
             ready = held.ready
+            cpu_after = server.cpu()
             time.sleep(1.0)
             after = server.rss()
             held.go(0)
@@ -158,6 +161,10 @@ def capacity(ctx: Context, server: Server) -> None:
         ctx.record("capacity", server, f"accepts/s {label}", connected / seconds if seconds else 0)
         ctx.record("capacity", server, f"KB/conn {label}",
                    (after - before) / max(connected, 1) / 1024)
+        # The server's own CPU per connect: what wall-clock accepts/s measures through the
+        # noise of a load client and a server sharing two cores.
+        ctx.record("capacity", server, f"CPU ms/conn {label}",
+                   (cpu_after - cpu_before) * 1000 / max(connected, 1))
         if ready.get("failed"):
             ctx.record("capacity", server, f"failed {label}", ready["failed"])
     server.restart()
@@ -209,6 +216,8 @@ def tasks(ctx: Context, server: Server) -> None:
     if server.name == "hub":
         record_round_trip(ctx, "celery", GEVENT_SETUP[0], celery_floor(ctx))
     for label, pool, concurrency in WORKER_SETUPS:
+        if label.split()[0] not in ctx.sizes.worker_setups:
+            continue
         worker = HubWorker(ctx.env, concurrency, server.root, pool)
         record_round_trip(ctx, server, label, task_round_trip(ctx, server, worker))
 
@@ -281,10 +290,13 @@ def rest(ctx: Context, server: Server) -> None:
     sizes = ctx.sizes
     common = {"concurrency": sizes.rest_concurrency, "durationMs": int(sizes.rest_seconds * 1000),
               "headers": server.publish_headers()}
+    cpu_before = server.cpu()
     result = run_rest_load({**common, "url": server.publish_url, "method": "POST",
                             "body": {"channel": "public:rest", "type": "bench.rest",
                                      "data": {"n": 1}}})
+    cpu = server.cpu() - cpu_before
     ctx.record("rest", server, "POST publish req/s", result["rps"])
+    ctx.record("rest", server, "POST publish CPU ms/req", cpu * 1000 / max(result["requests"], 1))
     ctx.record("rest", server, "POST publish p99 ms", result["latency"]["p99"])
     if result["requests"] != result["ok"]:
         ctx.record("rest", server, "POST publish non-2xx", result["requests"] - result["ok"])

@@ -29,6 +29,14 @@ def ensure_node_deps() -> None:
                    cwd=NODE_DIR, check=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of one process so far, from /proc/<pid>/stat: steadier than
+    wall-clock rates on a machine the load client shares."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of one process, from /proc/<pid>/status."""
     with open(f"/proc/{pid}/status") as status:
@@ -160,6 +168,10 @@ class Server:
         assert self.process is not None
         return rss_bytes(self.process.pid)
 
+    def cpu(self) -> float:
+        assert self.process is not None
+        return cpu_seconds(self.process.pid)
+
 
 class HubServer(Server):
     kind = "hub"
@@ -191,6 +203,9 @@ class HubServer(Server):
 
     def rss(self) -> int:
         return super().rss() + sum(rss_bytes(process.pid) for process in self.others)
+
+    def cpu(self) -> float:
+        return super().cpu() + sum(cpu_seconds(process.pid) for process in self.others)
 
     @property
     def publish_url(self) -> str:

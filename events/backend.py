@@ -17,6 +17,8 @@ from typing import Any
 Envelope = dict[str, Any]
 # Delivers one publication to the Socket.IO room of its channel.
 Deliver = Callable[[str, Envelope, str], None]
+# One encoded publication on its way to a backend: channel, room, event type, tail.
+Entry = tuple[str, str, str, str]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,11 @@ class HistoryBackend(ABC):
         `tail` is the JSON object of the envelope without offset and epoch,
         minus its opening brace: encoded once, completed by the backend.
         """
+
+    def append_many(self, entries: list[Entry]) -> list[Position]:
+        """Store several publications in order, as `append` would one by one. A backend
+        that can do them in one round trip overrides this."""
+        return [self.append(*entry) for entry in entries]
 
     @abstractmethod
     def recover(self, channel: str, since: Position | None, limit: int = 0) -> Recovery:

@@ -34,6 +34,27 @@ class Publisher:
     def publish(
         self, channel: str, event_type: str, data: Any, *, trace_id: str | None = None
     ) -> Envelope:
+        body, tail = self._encode(channel, event_type, data, trace_id)
+        position = self.backend.append(channel, room(channel), event_type, tail)
+        return {"offset": position.offset, "epoch": position.epoch, **body}
+
+    def publish_many(
+        self, items: list[tuple[str, str, Any]], *, trace_id: str | None = None
+    ) -> list[Envelope]:
+        """Publish (channel, type, data) items in order, in one round trip where the backend
+        can. Each is checked before any is stored, so a bad item stores none."""
+        bodies, entries = [], []
+        for channel, event_type, data in items:
+            body, tail = self._encode(channel, event_type, data, trace_id)
+            bodies.append(body)
+            entries.append((channel, room(channel), event_type, tail))
+        positions = self.backend.append_many(entries)
+        return [{"offset": position.offset, "epoch": position.epoch, **body}
+                for position, body in zip(positions, bodies, strict=True)]
+
+    def _encode(self, channel: str, event_type: str, data: Any,
+                trace_id: str | None) -> tuple[dict[str, Any], str]:
+        """The envelope without its position, and its JSON tail (see HistoryBackend.append)."""
         if not is_valid_channel(channel):
             raise PublishError("invalid", f"invalid channel name {channel!r}")
         body = {
@@ -46,8 +67,7 @@ class Publisher:
             raise PublishError("invalid", f"data is not JSON: {exc}") from exc
         if len(tail.encode()) > self.max_bytes:
             raise PublishError("too_large", f"publication exceeds {self.max_bytes} bytes")
-        position = self.backend.append(channel, room(channel), event_type, tail)
-        return {"offset": position.offset, "epoch": position.epoch, **body}
+        return body, tail
 
     def recover(self, channel: str, since: Position | None, limit: int = 0) -> Recovery:
         return self.backend.recover(channel, since, limit)
@@ -63,3 +83,9 @@ def current_publisher() -> Publisher:
 def publish(channel: str, event_type: str, data: Any, *, trace_id: str | None = None) -> Envelope:
     """Publish through the current app's publisher (web, worker and beat alike)."""
     return current_publisher().publish(channel, event_type, data, trace_id=trace_id)
+
+
+def publish_many(items: list[tuple[str, str, Any]], *,
+                 trace_id: str | None = None) -> list[Envelope]:
+    """Several publications, in order and in one round trip (see Publisher.publish_many)."""
+    return current_publisher().publish_many(items, trace_id=trace_id)

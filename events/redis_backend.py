@@ -9,12 +9,14 @@ while Redis is down.
 
 import json
 from functools import lru_cache
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
-from events.backend import HistoryBackend, Position, Recovery, new_epoch
+from events.backend import Entry, HistoryBackend, Position, Recovery, new_epoch
 
 APPEND = """
 if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
@@ -32,6 +34,8 @@ if ARGV[5] ~= '' then
 end
 return {offset, epoch}
 """
+
+PIPELINE_SLICE = 256
 
 RECOVER = """
 if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
@@ -70,9 +74,11 @@ def connect(url: str) -> "redis.Redis":
 @lru_cache(maxsize=4096)  # a channel publishes a handful of event types, often in a row
 def mq_prefix(event_type: str, room: str, host_id: str) -> str:
     """The head of a python-socketio message-queue 'emit' message; the envelope follows."""
+    # The room comes first, so a listener can pass over a publication for a room it has no
+    # member in without parsing it (events.manager.room_of).
     head = {
-        "method": "emit", "event": event_type, "binary": False, "namespace": "/",
-        "room": room, "skip_sid": None, "callback": None, "host_id": host_id,
+        "room": room, "method": "emit", "event": event_type, "binary": False,
+        "namespace": "/", "skip_sid": None, "callback": None, "host_id": host_id,
     }
     return json.dumps(head, separators=(",", ":"))[:-1] + ',"data":['
 
@@ -92,13 +98,42 @@ class RedisBackend(HistoryBackend):
     def _keys(self, channel: str) -> list[str]:
         return [f"{self.prefix}:ch:{channel}:meta", f"{self.prefix}:ch:{channel}:log"]
 
+    def _argv(self, room: str, event_type: str, tail: str) -> list[Any]:
+        return [new_epoch(), tail, self.size, self.ttl, self.mq_channel,
+                mq_prefix(event_type, room, self.host_id)]
+
     def append(self, channel: str, room: str, event_type: str, tail: str) -> Position:
-        offset, epoch = self._append(
-            keys=self._keys(channel),
-            args=[new_epoch(), tail, self.size, self.ttl, self.mq_channel,
-                  mq_prefix(event_type, room, self.host_id)],
-        )
+        offset, epoch = self._append(keys=self._keys(channel),
+                                     args=self._argv(room, event_type, tail))
         return Position(int(offset), _text(epoch))
+
+    def append_many(self, entries: list[Entry]) -> list[Position]:
+        """One round trip for all: a pipeline of the same script, in order. A task's end
+        goes to two channels and a notification batch to hundreds, and each publication's
+        own round trip was ~40 % of its cost in the worker."""
+        if len(entries) < 2:
+            return [self.append(*entry) for entry in entries]
+        replies = self._pipelined(entries)
+        if all(isinstance(reply, NoScriptError) for reply in replies):
+            # Redis restarted or was flushed: its script cache is empty, so nothing ran.
+            self.client.script_load(APPEND)
+            replies = self._pipelined(entries)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return [Position(int(offset), _text(epoch)) for offset, epoch in replies]
+
+    def _pipelined(self, entries: list[Entry]) -> list[Any]:
+        replies: list[Any] = []
+        # In slices, so a large notification batch neither builds one huge request nor
+        # holds Redis for long.
+        for start in range(0, len(entries), PIPELINE_SLICE):
+            pipe = self.client.pipeline(transaction=False)
+            for channel, room, event_type, tail in entries[start:start + PIPELINE_SLICE]:
+                pipe.evalsha(self._append.sha, 2, *self._keys(channel),
+                             *self._argv(room, event_type, tail))
+            replies += pipe.execute(raise_on_error=False)
+        return replies
 
     def recover(self, channel: str, since: Position | None, limit: int = 0) -> Recovery:
         args = [new_epoch(), self.ttl, "", "", limit]

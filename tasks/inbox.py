@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from events import publish
+from events import publish, publish_many
 from events.channels import user_channel
 from models import Notification, db, utcnow
 from models.base import insert_detached
@@ -62,10 +62,9 @@ def push(rows: list[Notification], trace_id: str | None = None) -> None:
     if not rows:
         return
     counts = unread_counts(row.user for row in rows)
-    for row in rows:
-        publish(user_channel(row.user), "notification.created",
-                {"notification": row.to_record(), "unread_count": counts[row.user]},
-                trace_id=trace_id)
+    publish_many([(user_channel(row.user), "notification.created",
+                   {"notification": row.to_record(), "unread_count": counts[row.user]})
+                  for row in rows], trace_id=trace_id)
     db.session.execute(update(Notification).where(Notification.id.in_([r.id for r in rows]))
                        .values(pushed_at=utcnow()))
     db.session.commit()

@@ -15,7 +15,7 @@ from marshmallow import ValidationError
 from sqlalchemy import Update, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from events import publish
+from events import publish, publish_many
 from events.channels import schedule_channel, task_channel, user_channel
 from models import FINAL_STATES, ScheduleRun, Task, db, utcnow
 from models.base import insert_detached, iso
@@ -48,9 +48,10 @@ def task_record(task_id: str) -> dict[str, Any] | None:
 
 def _publish_lifecycle(task: Task, event_type: str, trace_id: str | None = None) -> None:
     record = task.to_record(EVENT_ARGS_BYTES)
-    publish(task_channel(task.id), event_type, record, trace_id=trace_id)
+    items = [(task_channel(task.id), event_type, record)]
     if task.state in FINAL_STATES and task.user:
-        publish(user_channel(task.user), event_type, record, trace_id=trace_id)
+        items.append((user_channel(task.user), event_type, record))
+    publish_many(items, trace_id=trace_id)
 
 
 @cache

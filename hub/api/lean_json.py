@@ -1,7 +1,7 @@
 """JSON in and out of a view without flask-smorest's per-request wrappers, for the hottest
-endpoint (`POST /api/v1/publish`). The marshmallow schemas still validate the body and
-still describe the endpoint in the OpenAPI document; the errors are the ones
-`@blp.arguments` gives (400 for a body that is not JSON, 422 with field errors).
+endpoints (`POST /api/v1/publish`, `POST /api/v1/tasks`). The marshmallow schemas still
+validate the body and still describe the endpoint in the OpenAPI document; the errors are
+the ones `@blp.arguments` gives (400 for a body that is not JSON, 422 with field errors).
 
 `@blp.arguments` and `@blp.response` parse through webargs, dump the reply through its
 schema and jsonify it: in the bench, dropping them took `POST /api/v1/publish` from 0.58
@@ -18,14 +18,20 @@ from werkzeug.exceptions import BadRequest
 from hub.errors import fail
 
 
-def documented(body: type[Schema], reply: type[Schema], status: int) -> dict[str, Any]:
-    """`blp.doc(**documented(...))`: the OpenAPI entry `@blp.arguments(body)` and
-    `@blp.response(status, reply)` would write."""
+def documented(body: type[Schema], reply: type[Schema], status: int,
+               alternatives: dict[int, str] | None = None) -> dict[str, Any]:
+    """`blp.doc(**documented(...))`: the OpenAPI entry `@blp.arguments(body)`,
+    `@blp.response(status, reply)` and `@blp.alt_response(code, schema=reply,
+    description=...)` for each alternative would write."""
     json_of = {"application/json": {"schema": reply}}
+    responses: dict[str, Any] = {
+        str(status): {"description": HTTPStatus(status).phrase, "content": json_of}}
+    for code, description in (alternatives or {}).items():
+        responses[str(code)] = {"description": description, "content": json_of}
+    responses["422"] = {"$ref": "#/components/responses/UNPROCESSABLE_ENTITY"}
     return {
         "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-        "responses": {str(status): {"description": HTTPStatus(status).phrase, "content": json_of},
-                      "422": {"$ref": "#/components/responses/UNPROCESSABLE_ENTITY"}},
+        "responses": responses,
     }
 
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from events import Position, Publisher, RedisBackend
+from events import Position, Publisher, PublishError, RedisBackend
+from events.manager import room_of
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +73,40 @@ def test_the_queue_message_is_python_socketio_emit_json(client: redis.Redis) -> 
     body = json.loads(message["data"])
     assert body["method"] == "emit" and body["event"] == "w.hi" and body["room"] == "public:w"
     assert body["namespace"] == "/" and body["data"] == [envelope]
+    # The room leads, so a listener can pass over it unparsed.
+    assert room_of(message["data"]) == "public:w"
     pubsub.close()
+
+
+def test_publish_many_is_one_ordered_batch(client: redis.Redis) -> None:
+    history = backend(client, size=1000)
+    publisher = Publisher(history, max_bytes=1024)
+    publisher.publish("public:a", "x", 0)
+    items = [("public:a" if n % 2 else "public:b", "x", n) for n in range(1, 601)]
+    sent = publisher.publish_many(items)
+    assert [e["data"] for e in sent] == list(range(1, 601))
+    assert [e["offset"] for e in sent if e["channel"] == "public:a"] == list(range(2, 302))
+    assert [e["offset"] for e in sent if e["channel"] == "public:b"] == list(range(1, 301))
+    stored = history.recover("public:a", Position(1, sent[0]["epoch"])).publications
+    assert stored == [e for e in sent if e["channel"] == "public:a"]
+
+
+def test_publish_many_reloads_a_flushed_script_cache(client: redis.Redis) -> None:
+    history = backend(client)
+    publisher = Publisher(history, max_bytes=1024)
+    client.script_flush()  # as after a Redis restart
+    sent = publisher.publish_many([("public:s", "s", 1), ("public:s", "s", 2)])
+    assert [e["offset"] for e in sent] == [1, 2]
+
+
+def test_publish_many_stores_nothing_when_one_item_is_bad(client: redis.Redis) -> None:
+    history = backend(client)
+    publisher = Publisher(history, max_bytes=64)
+    with pytest.raises(PublishError):
+        publisher.publish_many([("public:n", "n", 1), ("public:n", "n", "x" * 100)])
+    with pytest.raises(PublishError):
+        publisher.publish_many([("public:n", "n", 1), ("bad channel", "n", 2)])
+    assert history.recover("public:n", None).position.offset == 0
 
 
 def test_concurrent_publishers_get_distinct_contiguous_offsets(client: redis.Redis) -> None:

@@ -3,7 +3,8 @@ own scan does, and a disconnect touches only the leaving client's rooms."""
 
 import socketio
 
-from events.manager import HubRedisManager
+from events.manager import HubRedisManager, room_of
+from events.redis_backend import mq_prefix
 
 
 def scripted(manager: socketio.Manager) -> dict[object, dict[object, dict[str, str]]]:
@@ -71,3 +72,18 @@ def test_a_publication_for_a_room_without_local_members_is_not_encoded() -> None
     manager.basic_leave_room("s1", "/", "public:news")  # the room empties and goes
     manager._handle_emit(queue_message("public:news"))
     assert (CountingPacket.encoded, server.sent) == (1, ["e1"])
+
+
+def test_the_listener_passes_over_rooms_without_local_members_unparsed() -> None:
+    manager = HubRedisManager("redis://127.0.0.1:1/0", channel="t")  # never connects here
+    manager.basic_enter_room("s1", "/", "public:news", eio_sid="e1")
+    watched = mq_prefix("note", "public:news", "pub").encode() + b'{"n":1}]}'
+    unwatched = mq_prefix("note", "task:nobody-watches", "pub").encode() + b'{"n":2}]}'
+    probe = b'{"method":"emit","room":"hub:probe","data":[3]}'  # not ours: always parsed
+    raw = [unwatched, watched, probe, b"not json"]
+    manager._redis_listen_with_retries = lambda: iter(  # type: ignore[method-assign]
+        [{"channel": b"t", "type": "message", "data": data} for data in raw]
+        + [{"channel": b"t", "type": "subscribe", "data": 1},
+           {"channel": b"other", "type": "message", "data": watched}])
+    assert list(manager._listen()) == [watched, probe, b"not json"]
+    assert room_of(unwatched) == "task:nobody-watches" and room_of(probe) is None
