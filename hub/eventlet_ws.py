@@ -36,7 +36,7 @@ from eventlet import greenio
 from eventlet.hubs import get_hub
 from eventlet.websocket import RFC6455WebSocket
 
-from hub import ws_frames
+from hub import eventlet_http, ws_frames
 from hub.ws_frames import FrameError, FrameReader
 
 MAX_BACKLOG_BYTES = 4 * 1024 * 1024
@@ -56,6 +56,10 @@ class TransportStats:
     refused: int = 0
     backlogged: int = 0  # times a client's socket was full and a flusher took over
     cut_off: int = 0  # clients disconnected for falling MAX_BACKLOG_BYTES behind
+
+    @property
+    def http_handlers(self) -> int:
+        return len(eventlet_http.HANDLERS)
 
 
 STATS = TransportStats()
@@ -103,6 +107,7 @@ class HubSocket(engineio.socket.Socket):
             ws.close(close_data=(ws_frames.CLOSE_TRY_AGAIN, "the hub is full"))
             return []
         STATS.sessions += 1
+        eventlet_http.drop_request_entries(ws.environ)
         self.connected = self.upgraded = True
         self.reader = FrameReader(int(self.server.max_http_buffer_size))
         self.inbox: deque[InboxItem] = deque()

@@ -78,5 +78,9 @@ def metrics() -> Response:
             "# HELP hub_ws_refused_total Websockets closed at HUB_MAX_CONNECTIONS.",
             "# TYPE hub_ws_refused_total counter",
             f"hub_ws_refused_total {stats.refused}",
+            "# HELP hub_http_handlers HTTP request handlers alive (a websocket releases its"
+            " own once the hub serves it).",
+            "# TYPE hub_http_handlers gauge",
+            f"hub_http_handlers {stats.http_handlers}",
         ]
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")

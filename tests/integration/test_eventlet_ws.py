@@ -154,6 +154,18 @@ def test_a_closed_session_is_released_at_once(eventlet_stack: Stack) -> None:
     wait_until(lambda: sessions() <= before, timeout=3, what="closed sessions released")
 
 
+def test_a_served_websocket_keeps_nothing_of_its_http_request(eventlet_stack: Stack) -> None:
+    """The session's environ outlives the request; eventlet's request entries in it reached
+    back to the request's handler and its buffers (a cycle: ~30 objects per connection)."""
+    handlers = lambda: metric(eventlet_stack, "hub_http_handlers")  # noqa: E731
+    before = handlers()
+    clients = [RawClient(eventlet_stack, f"holder-{n}") for n in range(8)]
+    assert clients[0].call("subscribe", {"channel": "public:holders"})["ok"]
+    assert handlers() <= before + 1  # at most the /metrics request itself
+    for client in clients:
+        client.ws.close()
+
+
 def test_pings_fragments_and_protocol_errors(eventlet_stack: Stack) -> None:
     """The hub reads websocket frames itself: control frames are answered, a message split
     in fragments is one message, and a frame that breaks RFC 6455 ends the connection."""
