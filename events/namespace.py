@@ -191,6 +191,10 @@ class HubNamespace(Namespace):
         if conn is None:
             return refusal
         channel = data.get("channel")
+        if channel == user_channel(conn.identity.sub):
+            # Joined on connect, like Centrifugo's server-side subscriptions: leaving it
+            # would silently cut this tab off from its own notifications and task ends.
+            return error("forbidden", f"{channel} stays joined for the whole connection")
         self.leave_room(sid, room(channel))
         conn.subscriptions.discard(channel)
         return ok()

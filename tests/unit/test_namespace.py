@@ -93,6 +93,14 @@ def test_live_delivery_and_unsubscribe(app: Flask, socket_client: Client) -> Non
     assert received(sock, "news.item") == []
 
 
+def test_the_personal_channel_cannot_be_left(app: Flask, socket_client: Client) -> None:
+    sock = socket_client("alice")
+    refused = ack(sock, "unsubscribe", {"channel": "user:alice"})
+    assert refused["ok"] is False and refused["error"]["code"] == "forbidden"
+    publish(app, "user:alice", "note.item", {"n": 1})
+    assert [e["data"]["n"] for e in received(sock, "note.item")] == [1]
+
+
 def test_subscribe_since_recovers_exactly_the_missed(app: Flask, socket_client: Client) -> None:
     sock = socket_client("alice")
     first = ack(sock, "subscribe", {"channel": "public:feed"})
