@@ -1,6 +1,43 @@
-"""Garbage-collector settings for long-lived processes (the web process and workers)."""
+"""Garbage-collector settings for long-lived processes (the web process and workers), and
+the pauses the collector takes (web: /metrics)."""
 
 import gc
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Pauses:
+    """Collections and the time they stopped the process, per generation. A full collection
+    stops the web process's event loop for every client at once, for longer the more
+    connections it holds: the number an operator watches when p99 latency jumps."""
+
+    collections: list[int] = field(default_factory=lambda: [0, 0, 0])
+    seconds: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    longest: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    started: float = 0.0
+
+    def observe(self, phase: str, info: dict[str, Any]) -> None:
+        # A gc callback: runs inside whatever allocation triggered the collection.
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        generation = info["generation"]
+        pause = time.perf_counter() - self.started
+        self.collections[generation] += 1
+        self.seconds[generation] += pause
+        self.longest[generation] = max(self.longest[generation], pause)
+
+
+PAUSES = Pauses()
+
+
+def time_collections() -> Pauses:
+    """Record every collection's pause in PAUSES from now on (once per process)."""
+    if PAUSES.observe not in gc.callbacks:
+        gc.callbacks.append(PAUSES.observe)
+    return PAUSES
 
 
 def settle_after_start_up() -> None:
@@ -20,3 +57,4 @@ def settle_after_start_up() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(700, 10, 100)
+    time_collections()

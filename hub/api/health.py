@@ -1,11 +1,13 @@
 """Liveness, readiness and Prometheus metrics (no auth: they reveal no data)."""
 
+import gc
 from typing import Any
 
 from flask import Blueprint, Response, current_app
 from sqlalchemy import text
 
 from events import current_publisher
+from hub import heap
 from models import db
 
 bp = Blueprint("health", __name__)
@@ -64,6 +66,21 @@ def metrics() -> Response:
             " closed ones it has not released yet.",
             "# TYPE hub_engineio_sessions gauge",
             f"hub_engineio_sessions {len(socketio.server.eio.sockets)}",
+        ]
+    if heap.PAUSES.observe in gc.callbacks:  # the web process (run.py web) times them
+        lines += [
+            "# HELP hub_gc_collections_total Garbage collections, by generation (2: full).",
+            "# TYPE hub_gc_collections_total counter",
+            *(f'hub_gc_collections_total{{generation="{g}"}} {n}'
+              for g, n in enumerate(heap.PAUSES.collections)),
+            "# HELP hub_gc_pause_seconds_total Time garbage collections stopped the process.",
+            "# TYPE hub_gc_pause_seconds_total counter",
+            *(f'hub_gc_pause_seconds_total{{generation="{g}"}} {s:.6f}'
+              for g, s in enumerate(heap.PAUSES.seconds)),
+            "# HELP hub_gc_pause_seconds_max The longest single collection since start.",
+            "# TYPE hub_gc_pause_seconds_max gauge",
+            *(f'hub_gc_pause_seconds_max{{generation="{g}"}} {s:.6f}'
+              for g, s in enumerate(heap.PAUSES.longest)),
         ]
     stats = current_app.extensions.get("hub.transport_stats")
     if stats is not None:

@@ -1,10 +1,13 @@
 """REST behaviour through the Flask test client: auth, validation, problem+json, tokens."""
 
+import gc
+import re
 from collections.abc import Callable
 
 from flask.testing import FlaskClient
 
 from events import tokens
+from hub import heap
 from tests.conftest import JWT_SECRET, user_token
 
 
@@ -180,6 +183,21 @@ def test_health_and_openapi(client: FlaskClient) -> None:
     docs = client.get("/api/docs").get_data(as_text=True)
     assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in docs
     assert "hub_connections" in client.get("/metrics").get_data(as_text=True)
+
+
+def test_metrics_time_garbage_collections(client: FlaskClient) -> None:
+    assert "hub_gc_pause" not in client.get("/metrics").get_data(as_text=True)
+    pauses = heap.time_collections()  # as the web process does after start-up
+    try:
+        before = pauses.collections[2]
+        gc.collect()
+        text = client.get("/metrics").get_data(as_text=True)
+    finally:
+        gc.callbacks.remove(pauses.observe)
+    assert pauses.collections[2] == before + 1
+    assert f'hub_gc_collections_total{{generation="2"}} {before + 1}' in text
+    longest = re.search(r'hub_gc_pause_seconds_max\{generation="2"\} (\S+)', text)
+    assert longest is not None and float(longest[1]) > 0
 
 
 def test_dev_helpers(client: FlaskClient) -> None:
