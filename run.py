@@ -36,10 +36,11 @@ def patch_for_async_mode() -> str:
 def web() -> None:
     mode = patch_for_async_mode()
     from hub import create_app
-    from hub.heap import settle_after_start_up
+    from hub.heap import settle_after_start_up, time_collections
 
     app = create_app({"HUB_PROCESS": "web"})
     settle_after_start_up()
+    time_collections()  # /metrics: the pauses every client of this process waits through
     if mode == "eventlet":
         from hub import eventlet_http
 

@@ -60,6 +60,9 @@ class HubHttpProtocol(eventlet.wsgi.HttpProtocol):
         super().setup()
 
     def finish(self) -> None:
+        # The last request's environ and this handler reach each other (a cycle): break it,
+        # so the connection is freed when it ends instead of at a garbage collection.
+        drop_request_entries(getattr(self, "environ", None) or {})
         if not getattr(self.connection, "hub_detached", False):
             super().finish()
             return
@@ -68,15 +71,15 @@ class HubHttpProtocol(eventlet.wsgi.HttpProtocol):
         except OSError:
             pass
         self.conn_state[1] = _HandedOver()
-        drop_request_entries(self.environ)
 
 
 def drop_request_entries(environ: dict[str, Any]) -> None:
     """Forget what served the HTTP request alone. eventlet's entries reach back to its
-    protocol object (a `set_idle` closure) and that object's buffered files: a cycle. A
-    websocket session keeps its environ (a copy, Flask-SocketIO's) for as long as it lives,
-    so the cycle kept ~30 objects per connection alive and, once the session closed, left
-    them for a full garbage collection to find."""
+    protocol object (a `set_idle` closure) and that object's buffered files: a cycle with
+    the handler's own environ (broken in `finish`). A websocket session also keeps a copy
+    (Flask-SocketIO's) for as long as it lives (dropped at the hand-over): that kept ~30
+    objects per connection alive and, once the session closed, left them for a full
+    garbage collection to find."""
     for key in REQUEST_ONLY_KEYS:
         environ.pop(key, None)
 

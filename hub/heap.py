@@ -34,7 +34,8 @@ PAUSES = Pauses()
 
 
 def time_collections() -> Pauses:
-    """Record every collection's pause in PAUSES from now on (once per process)."""
+    """Record every collection's pause in PAUSES from now on (once per process). The web
+    process does, for /metrics; workers have nowhere to report them."""
     if PAUSES.observe not in gc.callbacks:
         gc.callbacks.append(PAUSES.observe)
     return PAUSES
@@ -57,4 +58,3 @@ def settle_after_start_up() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(700, 10, 100)
-    time_collections()

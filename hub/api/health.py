@@ -67,7 +67,7 @@ def metrics() -> Response:
             "# TYPE hub_engineio_sessions gauge",
             f"hub_engineio_sessions {len(socketio.server.eio.sockets)}",
         ]
-    if heap.PAUSES.observe in gc.callbacks:  # the web process (run.py web) times them
+    if heap.PAUSES.observe in gc.callbacks:  # run.py web times them
         lines += [
             "# HELP hub_gc_collections_total Garbage collections, by generation (2: full).",
             "# TYPE hub_gc_collections_total counter",
