@@ -15,6 +15,7 @@ from flask_socketio import ConnectionRefusedError, Namespace
 
 from events.backend import Position
 from events.channels import may_subscribe, room, task_id_of, user_channel
+from events.intake import CLIENT_EVENTS
 from events.limits import TokenBucket
 from events.publisher import current_publisher
 from events.tokens import TokenError, UserIdentity, verify
@@ -27,6 +28,15 @@ TaskLookup = Callable[[str], dict[str, Any] | None]
 # Marks a user's notifications read (ids, or all when None); returns the unread count and
 # raises LookupError for ids that are not the user's.
 MarkRead = Callable[[str, list[int] | None], int]
+# Cancels a task by id; False when it had already ended.
+CancelTask = Callable[[str], bool]
+
+# The namespace's handlers: the client events of SPEC section 5, and the two lifecycle
+# events only python-socketio itself may trigger (events.intake keeps clients from them).
+HANDLERS: dict[str, str] = {
+    "connect": "on_connect", "disconnect": "on_disconnect",
+    **{event: "on_" + event.replace(".", "_") for event in CLIENT_EVENTS},
+}
 
 
 @dataclass(frozen=True)
@@ -38,14 +48,19 @@ class SocketSettings:
     event_burst: float = 40.0
     expiry_warning: int = 30
     expiry_check_interval: float = 1.0
+    # Refused events drain a second bucket that refills at a tenth of the rate: a connection
+    # that keeps sending over its rate empties it and is disconnected.
+    strike_ratio: float = 0.1
 
 
 @dataclass
 class Connection:
     identity: UserIdentity
     bucket: TokenBucket
+    strikes: TokenBucket
     subscriptions: set[str] = field(default_factory=set)
     warned: bool = False
+    closing: bool = False
 
 
 def ok(**fields: Any) -> Ack:
@@ -82,26 +97,67 @@ def iso_from_unix(seconds: int) -> str:
 class HubNamespace(Namespace):
     def __init__(
         self, app: Flask, settings: SocketSettings, task_lookup: TaskLookup, mark_read: MarkRead,
-        delivery_lock: AbstractContextManager[Any] | None = None, namespace: str = "/",
+        cancel_task: CancelTask, delivery_lock: AbstractContextManager[Any] | None = None,
+        namespace: str = "/",
     ) -> None:
         super().__init__(namespace)
         self.app = app  # background tasks (recovery, expiry) run outside any request
         self.settings = settings
         self.task_lookup = task_lookup
         self.mark_read = mark_read
+        self.cancel_task = cancel_task
         self.delivery_lock = delivery_lock or threading.Lock()
         self.connections: dict[str, Connection] = {}
         self.per_user: Counter[str] = Counter()
         self._expiry_started = False
 
+    def admit(self, sid: str | None, event: str) -> Ack | None:
+        """events.intake's gate for every client event: None dispatches it. Every event,
+        refused or not, counts against the connection's rate."""
+        conn = self.connections.get(sid) if sid is not None else None
+        if conn is None:
+            return error("unauthorized", "not connected")
+        if conn.closing:
+            return {}  # being disconnected: drop without an ack
+        if not conn.bucket.take():
+            if not conn.strikes.take():
+                conn.closing = True
+                self.socketio.start_background_task(
+                    self.close, sid, "rate_limited",
+                    "too many events for too long; reconnect and slow down")
+                return {}
+            return error("rate_limited", "too many events; slow down")
+        if event not in CLIENT_EVENTS:
+            return error("not_found", f"unknown event {event[:100]!r}; client events are "
+                                      f"{', '.join(sorted(CLIENT_EVENTS))}")
+        return None
+
+    def close(self, sid: str, code: str, message: str) -> None:
+        """Tell the client why, disconnect it, and drop its transport so nothing more it
+        sends is read. The client may reconnect and recover with `since`."""
+        server = self.socketio.server
+        eio_sid = server.manager.eio_sid_from_sid(sid, self.namespace)
+        self.send_direct(sid, "connection.closing", {"code": code, "message": message})
+        server.disconnect(sid, namespace=self.namespace)
+        if eio_sid is not None:
+            server.eio.disconnect(eio_sid)
+
     def trigger_event(self, event: str, *args: Any) -> Any:
         # Event names are dotted (notifications.read); handlers are on_<snake_case>.
-        handler = getattr(self, "on_" + event.replace(".", "_"), None)
-        if handler is None:
-            return error("not_found", f"unknown event {event!r}") if event != "disconnect" else None
+        name = HANDLERS.get(event)
+        if name is None:
+            return error("not_found", f"unknown event {event[:100]!r}")
+        handler = getattr(self, name)
         sid, *rest = args
         if event == "connect":
+            if sid in self.connections:
+                return error("invalid", "already connected")  # only python-socketio connects
             rest = rest[1:2]  # python-socketio passes (environ, auth); handlers take auth
+        elif event == "disconnect" and self.socketio.server.manager.is_connected(
+                sid, self.namespace):
+            # python-socketio marks a leaving client disconnected before telling us: a
+            # connected client's "disconnect" is forged, and must not unregister it.
+            return error("not_found", "unknown event 'disconnect'")
         try:
             # An app context, not Flask-SocketIO's per-event request context: handlers take
             # the sid explicitly, and URL matching plus session loading were ~15 % of the
@@ -131,8 +187,10 @@ class HubNamespace(Namespace):
         if self.per_user[identity.sub] >= self.settings.max_connections_per_user:
             raise refuse("rate_limited",
                          f"at most {self.settings.max_connections_per_user} connections per user")
-        bucket = TokenBucket(self.settings.event_rate, self.settings.event_burst)
-        self.connections[sid] = Connection(identity, bucket, {user_channel(identity.sub)})
+        settings = self.settings
+        bucket = TokenBucket(settings.event_rate, settings.event_burst)
+        strikes = TokenBucket(settings.event_rate * settings.strike_ratio, settings.event_burst)
+        self.connections[sid] = Connection(identity, bucket, strikes, {user_channel(identity.sub)})
         self.per_user[identity.sub] += 1
         self._start_expiry_loop()
         channel = user_channel(identity.sub)
@@ -203,8 +261,6 @@ class HubNamespace(Namespace):
         conn = self.connections.get(sid)
         if conn is None:
             return error("unauthorized", "not connected")
-        if not conn.bucket.take():
-            return error("rate_limited", "too many events; slow down")
         if not isinstance(data, dict):
             return error("invalid", "payload must be {ids: [...]} or {all: true}")
         ids, everything = data.get("ids"), data.get("all") is True
@@ -234,15 +290,36 @@ class HubNamespace(Namespace):
         conn.warned = False
         return ok(expires_at=iso_from_unix(identity.exp))
 
+    def on_presence(self, sid: str, data: Any = None) -> Ack:
+        conn, refusal = self._admit(sid, data)
+        if conn is None:
+            return refusal
+        return error("not_found", f"presence is not enabled on {data['channel'][:255]}")
+
+    def on_tasks_cancel(self, sid: str, data: Any = None) -> Ack:
+        conn = self.connections.get(sid)
+        if conn is None:
+            return error("unauthorized", "not connected")
+        task_id = data.get("task_id") if isinstance(data, dict) else None
+        if not isinstance(task_id, str) or not 0 < len(task_id) <= 255:
+            return error("invalid", "payload must be an object {task_id}")
+        record = self.task_lookup(task_id)
+        if record is None:
+            return error("not_found", f"no task {task_id}")
+        if record.get("user") != conn.identity.sub:
+            return error("forbidden", "only the task's owner may cancel it")
+        if not self.cancel_task(task_id):
+            return error("invalid", f"task {task_id} already ended ({record.get('state')})")
+        return ok()
+
     # -- helpers -----------------------------------------------------------------
 
     def _admit(self, sid: str, data: Any) -> tuple[Connection | None, Ack]:
-        """The checks every channel event shares: connected, rate, payload shape."""
+        """The checks every channel event shares: connected, payload shape (the rate was
+        taken at the intake)."""
         conn = self.connections.get(sid)
         if conn is None:
             return None, error("unauthorized", "not connected")
-        if not conn.bucket.take():
-            return None, error("rate_limited", "too many events; slow down")
         if not isinstance(data, dict) or not isinstance(data.get("channel"), str):
             return None, error("invalid", "payload must be an object with a channel")
         return conn, ok()
@@ -277,7 +354,7 @@ class HubNamespace(Namespace):
             now = time.time()
             for sid, conn in list(self.connections.items()):
                 if now >= conn.identity.exp:
-                    self.socketio.server.disconnect(sid, namespace=self.namespace)
+                    self.close(sid, "unauthorized", "your token expired")
                 elif not conn.warned and now >= conn.identity.exp - self.settings.expiry_warning:
                     conn.warned = True
                     self.send_direct(sid, "token.expiring",

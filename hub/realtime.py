@@ -7,10 +7,10 @@ from typing import Any
 from flask import Flask
 from flask_socketio import SocketIO
 
-from events import MemoryBackend
+from events import MemoryBackend, intake
 from events.manager import HubRedisManager, local_deliver
 from events.namespace import HubNamespace, SocketSettings
-from tasks import inbox
+from tasks import inbox, lifecycle
 from tasks.lifecycle import task_record
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -36,6 +36,10 @@ def start_listener(socketio: SocketIO) -> None:
     if not server.manager_initialized:
         server.manager_initialized = True
         server.manager.initialize()
+
+
+def cancel_task(task_id: str) -> bool:
+    return lifecycle.cancel(task_id) is not None
 
 
 def init_realtime(app: Flask, backend: object) -> SocketIO:
@@ -73,8 +77,10 @@ def init_realtime(app: Flask, backend: object) -> SocketIO:
         event_burst=config["HUB_SOCKET_RATE"] * 2,
         expiry_check_interval=config["HUB_TOKEN_CHECK_SECONDS"],
     )
-    namespace = HubNamespace(app, settings, task_record, inbox.mark_read, delivery_lock=lock)
+    namespace = HubNamespace(app, settings, task_record, inbox.mark_read, cancel_task,
+                             delivery_lock=lock)
     socketio.on_namespace(namespace)
+    intake.install(socketio.server, namespace.admit)
     if not config["HUB_WS_COMPRESSION"]:
         app.wsgi_app = StripWebSocketExtensions(app.wsgi_app)  # type: ignore[method-assign]
     if manager is not None:

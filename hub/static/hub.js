@@ -88,6 +88,7 @@ export class Hub {
     this.statusListeners = new Set();
     this.generation = 0; // bumps on every (dis)connect: acks from older connections are stale
     this.authFailures = 0;
+    this.closing = null;
     /** @type {string|null} the token's expiry as the server last confirmed it (after refresh) */
     this.expiresAt = null;
 
@@ -107,6 +108,8 @@ export class Hub {
     this.socket.on("disconnect", (reason) => this._onDisconnect(reason));
     this.socket.on("connect_error", (err) => this._onConnectError(err));
     this.socket.on("token.expiring", () => this._refresh());
+    // Why the hub is about to close this connection ({code, message}), if it says.
+    this.socket.on("connection.closing", (reason) => { this.closing = reason; });
     this.socket.onAny((event, payload) => this._onPublication(payload));
   }
 
@@ -223,7 +226,13 @@ export class Hub {
   async _onDisconnect(reason) {
     this.generation += 1; // acks still in flight belong to the old connection
     if (reason === "io client disconnect") return;
-    if (reason !== "io server disconnect") {
+    const closing = this.closing;
+    this.closing = null;
+    if (closing?.code === "rate_limited") {
+      // Closed for sending too fast: come back after a pause and recover what was missed.
+      this._setStatus("reconnecting");
+      setTimeout(() => this.socket.connect(), 2000);
+    } else if (reason !== "io server disconnect") {
       this._setStatus("reconnecting"); // Socket.IO retries by itself
     } else if (await this._freshToken()) {
       // The server hung up (token expiry): Socket.IO will not retry on its own.
