@@ -1,4 +1,5 @@
-"""`python run.py`: the whole system as child processes, with prefixed logs and a clean stop."""
+"""`python run.py`: the whole system as child processes, with prefixed logs, restarts of a
+child that exits (after a backoff), and a clean stop."""
 
 import os
 import signal
@@ -8,6 +9,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from hub.config import load_config
@@ -95,6 +97,62 @@ def stop(children: dict[str, subprocess.Popen[bytes]], grace: float = 15.0,
         child.wait()
 
 
+RESTART_FIRST = 1.0  # seconds before a child that exited is started again
+RESTART_MAX = 30.0  # the delay doubles after each exit up to this
+STABLE_SECONDS = 60.0  # a child that stayed up this long starts over at RESTART_FIRST
+
+
+@dataclass
+class Child:
+    """A supervised child process and its restart backoff."""
+
+    name: str
+    role: str
+    process: "subprocess.Popen[bytes]"
+    started: float
+    delay: float = RESTART_FIRST
+    due: float | None = None  # monotonic time of a pending restart
+
+
+def spawn(name: str, role: str, env: dict[str, str]) -> "subprocess.Popen[bytes]":
+    """`run.py <role>` in a session of its own (stop() signals its whole group)."""
+    process = subprocess.Popen([sys.executable, RUN_PY, role], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    threading.Thread(target=forward, args=(name, process.stdout), daemon=True).start()
+    return process
+
+
+def describe(returncode: int) -> str:
+    if returncode >= 0:
+        return f"code {returncode}"
+    try:
+        return f"signal {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def supervise(child: Child, env: dict[str, str], now: float) -> None:
+    """Notice that a child exited and schedule its restart, or restart it once it is due."""
+    if child.due is None:
+        returncode = child.process.poll()
+        if returncode is None:
+            return
+        try:
+            os.killpg(child.process.pid, signal.SIGKILL)  # a dead worker's pool processes too
+        except ProcessLookupError:
+            pass
+        if now - child.started >= STABLE_SECONDS:
+            child.delay = RESTART_FIRST
+        child.due = now + child.delay
+        print(f"{child.name} exited with {describe(returncode)}; restarting in "
+              f"{child.delay:g} s", flush=True)
+        child.delay = min(child.delay * 2, RESTART_MAX)
+    elif now >= child.due:
+        child.process = spawn(child.name, child.role, env)
+        child.started, child.due = now, None
+        print(f"{child.name} restarted (pid {child.process.pid})", flush=True)
+
+
 def run_all() -> int:
     config = load_config()
     instance = Path(config["INSTANCE_DIR"])
@@ -106,7 +164,7 @@ def run_all() -> int:
         env["REDIS_URL"] = redis_server.start()
         os.environ["REDIS_URL"] = env["REDIS_URL"]
         print(f"embedded Redis on {env['REDIS_URL']} (data in {instance / 'redis'})", flush=True)
-    children: dict[str, subprocess.Popen[bytes]] = {}
+    children: list[Child] = []
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -117,13 +175,10 @@ def run_all() -> int:
     try:
         key = prepare_database()
         for name, role in processes(config["HUB_WEB_PROCESSES"]):
-            child = subprocess.Popen([sys.executable, RUN_PY, role], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-            children[name] = child
-            threading.Thread(target=forward, args=(name, child.stdout), daemon=True).start()
+            children.append(Child(name, role, spawn(name, role, env), time.monotonic()))
         base = f"http://{config['HUB_HOST']}:{config['HUB_PORT']}"
-        if not wait_ready(f"{base}/readyz", children.values(), timeout=90):
+        # A child that exits during start-up is a broken set-up, not a crash: stop, say so.
+        if not wait_ready(f"{base}/readyz", (c.process for c in children), timeout=90):
             print("Hub did not become ready; stopping.", flush=True)
             return 1
         print(f"\nHub is ready.\n  dashboard: {base}/\n  API docs:  {base}/api/docs", flush=True)
@@ -133,16 +188,14 @@ def run_all() -> int:
                   "-d '{\"name\": \"demo.count\", \"args\": {\"steps\": 10}, \"user\": \"alice\"}'",
                   flush=True)
         print("Press Ctrl-C to stop.\n", flush=True)
-        while not stopping.is_set():
-            for role, child in children.items():
-                if child.poll() is not None:
-                    print(f"{role} exited with {child.returncode}; stopping.", flush=True)
-                    return 1
-            stopping.wait(0.5)
+        while not stopping.wait(0.5):
+            for child in children:
+                if not stopping.is_set():  # no restarts once a stop was asked for
+                    supervise(child, env, time.monotonic())
         return 0
     finally:
         print("stopping...", flush=True)
-        stop(children)
+        stop({child.name: child.process for child in children})
         if redis_server is not None:
             redis_server.stop()
         print("stopped.", flush=True)

@@ -146,3 +146,48 @@ def test_two_web_processes_share_the_port(tmp_path: Path) -> None:
                 client.wait_for(lambda c: len(c.publications("public:both")) == 1)
         finally:
             close_all(clients)
+
+
+def role_leader(launcher: subprocess.Popen[bytes], role: bytes) -> int | None:
+    """The launcher's child running `role` (the worker and beat exec into celery)."""
+    for pid in descendants(launcher.pid):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat[1]) == launcher.pid and role in argv and alive(pid):
+            return pid
+    return None
+
+
+def test_a_child_that_dies_is_restarted(tmp_path: Path) -> None:
+    """SIGKILL the worker's whole process group, twice, and beat once: each comes back after
+    its backoff with a log line, tasks still run end to end, and Ctrl-C stops all."""
+    with launched(tmp_path) as (base, launcher):
+        log = tmp_path / "run.log"
+        headers = dev_key(tmp_path)
+        for backoff in (1, 2):  # the second exit comes soon after the first: twice the delay
+            old = role_leader(launcher, b"worker")
+            assert old is not None
+            os.killpg(old, signal.SIGKILL)
+            wait_until(lambda gone=old: role_leader(launcher, b"worker") not in (None, gone),
+                       timeout=30, what="a new worker")
+            assert f"worker exited with signal SIGKILL; restarting in {backoff} s" \
+                in log.read_text()
+        beat = role_leader(launcher, b"beat")
+        assert beat is not None
+        os.killpg(beat, signal.SIGKILL)
+        wait_until(lambda: role_leader(launcher, b"beat") not in (None, beat), timeout=30,
+                   what="a new beat")
+        created = requests.post(f"{base}/api/v1/tasks", headers=headers, timeout=10, json={
+            "name": "demo.count", "args": {"steps": 2, "delay": 0.1}, "user": "alice"})
+        assert created.status_code == 202, created.text
+        task_id = created.json()["id"]
+        wait_until(lambda: requests.get(f"{base}/api/v1/tasks/{task_id}", headers=headers,
+                                        timeout=5).json()["state"] == "succeeded", timeout=60)
+        assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
+    output = log.read_text()
+    assert output.count("worker restarted (pid ") == 2 and "beat restarted (pid " in output
+    after_stop = output.split("stopping...", 1)[1]
+    assert "restarting in" not in after_stop and "restarted (pid" not in after_stop
