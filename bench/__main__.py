@@ -22,7 +22,7 @@ from bench.report import Results, markdown_table, text_table
 from bench.scenarios import SCENARIOS, Context, Sizes
 from bench.servers import ROOT, SERVER_KINDS, BenchEnv, Server, ensure_node_deps, make_server
 
-SMOKE_SCENARIOS = ["capacity", "fanout", "latency", "emitter", "tasks", "rest"]
+SMOKE_SCENARIOS = ["capacity", "fanout", "latency", "emitter", "tasks", "rest", "flood"]
 
 
 def ints(text: str) -> list[int]:
@@ -49,6 +49,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--capacity", type=ints, help="connection counts, e.g. 1000,5000")
     parser.add_argument("--tasks", type=int, help="concurrent tasks in the round trip")
     parser.add_argument("--rest-seconds", type=float, help="seconds per REST load")
+    parser.add_argument("--flood-events", type=int, help="events in one flood (Hub only)")
     parser.add_argument("--worker-setups", type=names,
                         help="task round trip worker setups, e.g. gevent,threads (default: "
                              "prefork, threads and gevent)")
@@ -67,11 +68,12 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
     sizes = Sizes()
     if args.smoke:
         sizes = Sizes(clients=20, fanout_pubs=50, rates=[20, 50], rate_seconds=1.0,
-                      capacity=[50], tasks=5, rest_seconds=1.0, rest_concurrency=4)
+                      capacity=[50], tasks=5, rest_seconds=1.0, rest_concurrency=4,
+                      flood_events=2000, flood_seconds=1.0)
     for name, attr in [("clients", "clients"), ("pubs", "fanout_pubs"), ("rates", "rates"),
                        ("rate_seconds", "rate_seconds"), ("capacity", "capacity"),
                        ("tasks", "tasks"), ("rest_seconds", "rest_seconds"),
-                       ("worker_setups", "worker_setups")]:
+                       ("worker_setups", "worker_setups"), ("flood_events", "flood_events")]:
         value = getattr(args, name)
         if value is not None:
             setattr(sizes, attr, value)

@@ -48,17 +48,19 @@ class HeldClients:
         held.go(count); ...publish...; summary = held.finish()
     """
 
-    def __init__(self, config: dict[str, Any], log: Path, timeout: float = 600) -> None:
+    def __init__(self, config: dict[str, Any], log: Path, timeout: float = 600,
+                 script: str = "load-client.js") -> None:
         self.config = {**config, "mode": "hold"}
         self.log = log
         self.timeout = timeout
+        self.script = script  # another client with the same protocol: ready, stdin lines
         self.process: subprocess.Popen[str] | None = None
         self.ready: dict[str, Any] = {}
 
     def __enter__(self) -> "HeldClients":
         self._stderr = open(self.log, "a")  # noqa: SIM115 - closed in __exit__
         self.process = subprocess.Popen(
-            ["node", "load-client.js", json.dumps(self.config)], cwd=NODE_DIR, text=True,
+            ["node", self.script, json.dumps(self.config)], cwd=NODE_DIR, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
         )
         assert self.process.stdout is not None
@@ -71,16 +73,17 @@ class HeldClients:
                 raise ClientError(parsed[0].get("fatal", "load client ended before ready"))
         raise ClientError("load client exited before ready; see " + str(self.log))
 
-    def _say(self, line: str) -> None:
+    def say(self, line: str) -> None:
+        """One line on the client's stdin (load-client.js: go N, done)."""
         assert self.process is not None and self.process.stdin is not None
         self.process.stdin.write(line + "\n")
         self.process.stdin.flush()
 
     def go(self, count: int = 0) -> None:
-        self._say(f"go {count}")
+        self.say(f"go {count}")
 
     def finish(self) -> dict[str, Any]:
-        self._say("done")
+        self.say("done")
         assert self.process is not None
         stdout, _ = self.process.communicate(timeout=self.timeout)
         return _summary(stdout, self.log.read_text(errors="replace"))

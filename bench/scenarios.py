@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.client import ClientError, HeldClients, run_client, run_rest_load
@@ -45,6 +46,10 @@ class Sizes:
     publish_concurrency: int = 8
     # Worker setups for the task round trip, by the first word of their label.
     worker_setups: list[str] = field(default_factory=lambda: ["prefork", "threads", "gevent"])
+    flood_events: int = 20000
+    flood_victims: int = 20
+    # Seconds of idle victims, and the least a flood phase lasts (so both have alike counts).
+    flood_seconds: float = 3.0
 
 
 @dataclass
@@ -320,6 +325,123 @@ def create_task(server: HubServer) -> str:
         return str(json.loads(response.read())["id"])
 
 
+# The flood scenario's server runs Hub's default per-connection rate (the bench's
+# HUB_SOCKET_RATE of 1000 is for load clients that share one connection per user).
+FLOOD_SOCKET_RATE = 20
+# (label, event name, payload): a name outside the allow-list, and a real handler's.
+FLOOD_VARIANTS = [("unknown", "no.such.event", {}),
+                  ("subscribe", "subscribe", {"channel": "public:flood"})]
+VICTIM_INTERVAL_MS = 100  # each victim's request rate, 10/s: well under the rate limit
+VICTIM_SLOW_MS = 50  # the issue's target for victims' p99 during a flood
+FLOOD_TIMEOUT_S = 25.0  # a flood the server neither answers in full nor closes ends here
+
+
+class RatedHubServer(HubServer):
+    """`server` again, with its own HUB_SOCKET_RATE."""
+
+    def __init__(self, server: HubServer, socket_rate: int) -> None:
+        super().__init__(server.env, server.name, server.deflate, server.async_mode,
+                         server.root, server.processes)
+        self.socket_rate = socket_rate
+
+    def command(self) -> tuple[list[str], dict[str, str], Path]:
+        argv, env, cwd = super().command()
+        return argv, {**env, "HUB_SOCKET_RATE": str(self.socket_rate)}, cwd
+
+
+def flood(ctx: Context, server: Server) -> None:
+    """Hub only: one connection floods acked events as fast as its socket takes them while
+    `flood_victims` other connections time a subscribe or unsubscribe each every 100 ms.
+    Victims' ack round trip idle, then during a flood of an unknown event name and of
+    `subscribe` (each phase from the flood's start until it ends, at least `flood_seconds`);
+    the flood's events answered, when the server closed the flooder, the hub's CPU."""
+    if not isinstance(server, HubServer):
+        return
+    rated = RatedHubServer(server, FLOOD_SOCKET_RATE)
+    server.stop()
+    try:
+        rated.start()
+        flood_phases(ctx, rated)
+    finally:
+        rated.stop()
+        server.start()
+
+
+def flood_phases(ctx: Context, server: HubServer) -> None:
+    sizes = ctx.sizes
+    log = ctx.env.log_dir / "flood.log"
+    config = {"url": server.url, "deflate": ctx.client_deflate, "connectTimeoutMs": 30000}
+    victims_config = {**config, "role": "victims", "clients": sizes.flood_victims,
+                      "token": server.token("bench-victim"), "intervalMs": VICTIM_INTERVAL_MS,
+                      "slowMs": VICTIM_SLOW_MS}
+    with HeldClients(victims_config, log, timeout=60, script="flood.js") as victims:
+        if victims.ready.get("connected", 0) < sizes.flood_victims:
+            raise ClientError(f"victims: {victims.ready}")
+        time.sleep(1.0)  # every victim past its first requests
+        victims.say("phase idle")
+        time.sleep(sizes.flood_seconds)
+        floods = {}
+        for label, event, payload in FLOOD_VARIANTS:
+            victims.say(f"phase {label}")
+            started = time.monotonic()
+            floods[label] = run_flooder(ctx, server, {
+                **config, "role": "flooder", "token": server.token("bench-flooder"),
+                "event": event, "payload": payload, "count": sizes.flood_events,
+                "timeoutMs": int(FLOOD_TIMEOUT_S * 1000)})
+            time.sleep(max(0.0, sizes.flood_seconds - (time.monotonic() - started)))
+            victims.say(f"phase after {label}")
+            time.sleep(1.0)  # the server settles before the next phase
+        summary = victims.finish()
+    phases = summary.get("phases") or {}
+    for label in ["idle"] + [label for label, _, _ in FLOOD_VARIANTS]:
+        record_victims(ctx, server, label, phases.get(label) or {})
+    for label, result in floods.items():
+        record_flood(ctx, server, label, result)
+    if summary.get("disconnects"):
+        ctx.record("flood", server, "victims disconnected", summary["disconnects"])
+
+
+def run_flooder(ctx: Context, server: HubServer, config: dict[str, Any]) -> dict[str, Any]:
+    """One flooder from "go" to its end, with the hub's CPU seconds over that span."""
+    log = ctx.env.log_dir / "flood.log"
+    with HeldClients(config, log, timeout=FLOOD_TIMEOUT_S + 30, script="flood.js") as flooder:
+        cpu_before = server.cpu()
+        flooder.say("go")
+        result = flooder.finish()  # returns as the flooder ends: closed, answered or timed out
+        result["cpu_s"] = server.cpu() - cpu_before
+    return result
+
+
+def record_victims(ctx: Context, server: Server, label: str, phase: dict[str, Any]) -> None:
+    name = "idle" if label == "idle" else f"{label} flood"
+    stats = phase.get("latency") or {}
+    for stat in ("p50", "p99", "max"):
+        ctx.record("flood", server, f"victims {stat} ms ({name})", stats.get(stat))
+    ctx.record("flood", server, f"victims acks over {VICTIM_SLOW_MS} ms ({name})",
+               phase.get("slow"))
+    failed = sum((phase.get("errors") or {}).values()) + (phase.get("unanswered") or 0)
+    if failed or not stats.get("count"):
+        ctx.record("flood", server, f"victims refused or unanswered ({name})", failed)
+
+
+def record_flood(ctx: Context, server: Server, label: str, result: dict[str, Any]) -> None:
+    name = f"({label} flood)"
+    ctx.record("flood", server, f"flood events sent {name}", result.get("sent"))
+    ctx.record("flood", server, f"flood events acked {name}", result.get("acked"))
+    ctx.record("flood", server, f"flooder closed {name}", 1 if result.get("reason") == "closed"
+               else 0)
+    if result.get("reason") == "closed":
+        ctx.record("flood", server, f"closed after ms {name}", result.get("closed_ms"))
+        closing = result.get("closing") or {}
+        ctx.record("flood", server, f"told why (connection.closing) {name}",
+                   1 if closing.get("code") == "rate_limited" else 0)
+        # 1006: the socket ended without a closing frame (reset), losing what was unread.
+        ctx.record("flood", server, f"closed without close frame {name}",
+                   1 if result.get("close_code") == 1006 else 0)
+    ctx.record("flood", server, f"flood ms {name}", result.get("flood_ms"))
+    ctx.record("flood", server, f"hub CPU s {name}", result.get("cpu_s"))
+
+
 SCENARIOS: dict[str, Callable[[Context, Server], None]] = {
     "capacity": capacity,
     "fanout": fanout,
@@ -327,4 +449,5 @@ SCENARIOS: dict[str, Callable[[Context, Server], None]] = {
     "emitter": emitter,
     "tasks": tasks,
     "rest": rest,
+    "flood": flood,
 }
