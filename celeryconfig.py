@@ -28,8 +28,10 @@ task_soft_time_limit = max(1, task_time_limit - 10)
 
 broker_connection_retry_on_startup = True
 broker_connection_timeout = 3
-# Fail an enqueue in about a second when the broker is down, so REST can answer 503.
-task_publish_retry_policy = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2,
+# Fail an enqueue in about a second when the broker is down, so REST can answer 503. One
+# retry only: against a stalled broker each attempt waits HUB_REDIS_TIMEOUT (kombu's
+# socket_timeout, tasks.celery_app), and a timed-out push may still land later.
+task_publish_retry_policy = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2,
                              "interval_max": 0.3}
 worker_hijack_root_logger = False
 worker_send_task_events = False

@@ -9,8 +9,6 @@ from typing import Any
 
 import redis
 import socketio
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from events.redis_backend import connect, redis_options
 
@@ -18,6 +16,7 @@ log = logging.getLogger(__name__)
 
 PROBE_ROOM = "hub:probe"
 ROOM_HEAD = b'{"room":"'
+LISTEN_TIMEOUT = 5.0  # seconds without a message (probes come every second) before reconnecting
 
 
 def room_of(raw: bytes) -> str | None:
@@ -44,9 +43,11 @@ class HubRedisManager(socketio.RedisManager):
 
     def __init__(self, url: str, channel: str, probe_interval: float = 1.0,
                  grace: float = 0.5) -> None:
-        # No hidden retries on the listener's own connection: a break must surface here.
-        super().__init__(url, channel=channel,
-                         redis_options={**redis_options(), "retry": Retry(NoBackoff(), 0)})
+        # No hidden retries on the listener's own connection: a break must surface here. Its
+        # reads wait for the next probe, so they may be quiet for a probe interval; a stalled
+        # Redis still surfaces within LISTEN_TIMEOUT.
+        super().__init__(url, channel=channel, redis_options={
+            **redis_options(retries=0), "socket_timeout": LISTEN_TIMEOUT})
         # Created after the async library monkey-patched threading, so it is green where needed.
         self.delivery_lock = threading.Lock()
         self.probe_interval = probe_interval

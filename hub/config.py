@@ -22,6 +22,19 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if not value > 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
 def _list(environ: Mapping[str, str], name: str) -> list[str]:
     return [item.strip() for item in environ.get(name, "").split(",") if item.strip()]
 
@@ -77,6 +90,9 @@ class BaseConfig:
             "HUB_TASK_TIME_LIMIT": _int(environ, "HUB_TASK_TIME_LIMIT", 600),
             "HUB_VISIBILITY_TIMEOUT": _int(environ, "HUB_VISIBILITY_TIMEOUT", 3600),
             "HUB_REDIS_PREFIX": environ.get("HUB_REDIS_PREFIX") or "hub",
+            # Seconds any Redis call waits for an answer; read by events.redis_backend, since
+            # workers and beat connect outside the app too. Checked here.
+            "HUB_REDIS_TIMEOUT": _float(environ, "HUB_REDIS_TIMEOUT", 1.0),
             "HUB_DEV_DASHBOARD": cls.ENV_NAME == "development",
             "TEMPLATES_AUTO_RELOAD": cls.ENV_NAME == "development",
             "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},

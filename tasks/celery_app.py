@@ -6,7 +6,16 @@ from celery import Celery, Task
 from celery.signals import worker_process_init
 from flask import Flask
 
+from events.redis_backend import redis_timeout
 from models import db
+
+
+def bounded_waits() -> dict[str, float]:
+    """kombu waits forever on a stalled Redis by default: a submission would hang with it.
+    Bounded by HUB_REDIS_TIMEOUT, an enqueue fails in about that (times celeryconfig's
+    publish retries) and REST answers 503. A worker's BRPOP is read only once its socket is
+    readable, so its long poll is unaffected."""
+    return {"socket_timeout": redis_timeout(), "socket_connect_timeout": redis_timeout()}
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -20,7 +29,11 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.conf.update(
         broker_url=app.config["HUB_BROKER_URL"],
         result_backend=app.config["REDIS_URL"],
-        broker_transport_options={"visibility_timeout": app.config["HUB_VISIBILITY_TIMEOUT"]},
+        broker_transport_options={"visibility_timeout": app.config["HUB_VISIBILITY_TIMEOUT"],
+                                  **bounded_waits()},
+        # The result backend too (its default read timeout is 120 s), though results stay in SQL.
+        redis_socket_timeout=redis_timeout(),
+        redis_socket_connect_timeout=redis_timeout(),
         hub_redis_url=app.config["REDIS_URL"],
         hub_redis_prefix=app.config["HUB_REDIS_PREFIX"],
     )
