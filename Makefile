@@ -11,10 +11,11 @@ VENDOR := hub/static/vendor
 
 setup: $(VENV)/.installed $(VENDOR)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt
+	$(VENV)/bin/pip install -q -e clients/python
 	touch $@
 
 # The browser Socket.IO client and Swagger UI come from npm and are served by
