@@ -12,10 +12,12 @@ from models import db
 
 def bounded_waits() -> dict[str, float]:
     """kombu waits forever on a stalled Redis by default: a submission would hang with it.
-    Bounded by HUB_REDIS_TIMEOUT, an enqueue fails in about that (times celeryconfig's
-    publish retries) and REST answers 503. A worker's BRPOP is read only once its socket is
-    readable, so its long poll is unaffected."""
-    return {"socket_timeout": redis_timeout(), "socket_connect_timeout": redis_timeout()}
+    A failed enqueue makes up to three calls (the push, kombu's ping on reconnecting,
+    celeryconfig's one retry), so each gets half of HUB_REDIS_TIMEOUT: REST answers 503
+    within about 1.5 times it. A worker's BRPOP is read only once its socket is readable,
+    so its long poll is unaffected."""
+    timeout = redis_timeout() / 2
+    return {"socket_timeout": timeout, "socket_connect_timeout": timeout}
 
 
 def celery_init_app(app: Flask) -> Celery:
