@@ -52,6 +52,12 @@ class Publisher:
         return [{"offset": position.offset, "epoch": position.epoch, **body}
                 for position, body in zip(positions, bodies, strict=True)]
 
+    def check(self, channel: str, event_type: str, data: Any, *,
+              trace_id: str | None = None) -> None:
+        """Raise the PublishError publish() would, storing nothing: for callers that must
+        refuse before their own first write (a notification's row)."""
+        self._encode(channel, event_type, data, trace_id)
+
     def _encode(self, channel: str, event_type: str, data: Any,
                 trace_id: str | None) -> tuple[dict[str, Any], str]:
         """The envelope without its position, and its JSON tail (see HistoryBackend.append)."""

@@ -6,15 +6,26 @@ from models.service import ALL_SCOPES
 from models.task import TASK_STATES
 
 # A user id becomes part of the channel name user:<id>, so it uses channel characters.
-USER_ID = validate.And(
+# Fields take validator lists, not validate.And: apispec documents each validator of a list
+# (lengths, patterns) in the OpenAPI document, and nothing inside an And.
+USER_ID_RULES = [
     validate.Length(min=1, max=250),
     validate.Regexp(r"^[A-Za-z0-9_:.@-]+$", error="use only letters, digits and _:.@-"),
-)
-CHANNEL = validate.And(
+]
+USER_ID = validate.And(*USER_ID_RULES)  # one callable, for code outside schemas
+CHANNEL = [
     validate.Length(min=1, max=255),
     validate.Regexp(r"^[A-Za-z0-9_:.@-]+$", error="use only letters, digits and _:.@-"),
-)
-IDEMPOTENCY_KEY = validate.Length(min=1, max=200)
+]
+# PostgreSQL text cannot hold NUL; refusing it everywhere keeps both databases alike.
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="NUL characters are not allowed")
+IDEMPOTENCY_KEY = [validate.Length(min=1, max=200), NO_NUL]
+# The largest 64-bit integer (SQLite's INTEGER, Redis counters such as history offsets).
+DB_INT_MAX = 2**63 - 1
+# Ids and cursors are INTEGER columns: 32 bits on PostgreSQL. Above this they can match
+# nothing, and the drivers overflow on them (a 500, not an empty answer).
+ROW_ID_MAX = 2**31 - 1
+ROW_ID = validate.Range(min=0, max=ROW_ID_MAX)
 
 
 class StrictSchema(Schema):
@@ -50,17 +61,17 @@ class TaskRecordSchema(Schema):
 
 
 class TaskCreateSchema(StrictSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), NO_NUL])
     args = fields.Dict(load_default=dict)
-    user = fields.String(validate=USER_ID, load_default=None)
+    user = fields.String(validate=USER_ID_RULES, load_default=None)
     idempotency_key = fields.String(validate=IDEMPOTENCY_KEY, load_default=None)
 
 
 class TaskQuerySchema(LenientQuerySchema):
-    user = fields.String(validate=USER_ID)
+    user = fields.String(validate=USER_ID_RULES)
     state = fields.String(validate=validate.OneOf(TASK_STATES))
-    name = fields.String(validate=validate.Length(min=1, max=200))
-    cursor = fields.Integer(validate=validate.Range(min=0))
+    name = fields.String(validate=[validate.Length(min=1, max=200), NO_NUL])
+    cursor = fields.Integer(validate=ROW_ID)
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
@@ -76,7 +87,7 @@ class TaskTypeSchema(Schema):
 
 
 class TokenCreateSchema(StrictSchema):
-    user = fields.String(required=True, validate=USER_ID)
+    user = fields.String(required=True, validate=USER_ID_RULES)
     channels = fields.List(fields.String(validate=validate.Length(min=1, max=255)),
                            load_default=list, validate=validate.Length(max=100))
     ttl = fields.Integer(load_default=3600, validate=validate.Range(min=10, max=7 * 24 * 3600))
@@ -89,10 +100,10 @@ class TokenSchema(Schema):
 
 class PublishSchema(StrictSchema):
     channel = fields.String(required=True, validate=CHANNEL)
-    type = fields.String(required=True, validate=validate.And(
+    type = fields.String(required=True, validate=[
         validate.Length(min=1, max=100),
         validate.Regexp(r"^[A-Za-z0-9_.:-]+$", error="use only letters, digits and _.:-"),
-    ))
+    ])
     data = fields.Raw(load_default=None)
     idempotency_key = fields.String(validate=IDEMPOTENCY_KEY, load_default=None)
 
@@ -104,7 +115,7 @@ class PositionSchema(Schema):
 
 
 class HistoryQuerySchema(LenientQuerySchema):
-    since = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    since = fields.Integer(load_default=0, validate=validate.Range(min=0, max=DB_INT_MAX))
     epoch = fields.String(load_default=None)
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
@@ -141,15 +152,16 @@ class NotificationRecordSchema(Schema):
 class NotificationContentSchema(StrictSchema):
     """What a notification says; shared by REST sends and notifications.broadcast."""
 
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    body = fields.String(load_default=None, validate=validate.Length(max=10_000))
+    title = fields.String(required=True, validate=[validate.Length(min=1, max=200), NO_NUL])
+    body = fields.String(load_default=None, validate=[validate.Length(max=10_000), NO_NUL])
     data = fields.Dict(load_default=None)
-    category = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
+    category = fields.String(load_default=None,
+                             validate=[validate.Length(min=1, max=100), NO_NUL])
 
 
 class NotificationCreateSchema(NotificationContentSchema):
-    user = fields.String(validate=USER_ID, load_default=None)
-    users = fields.List(fields.String(validate=USER_ID), load_default=None,
+    user = fields.String(validate=USER_ID_RULES, load_default=None)
+    users = fields.List(fields.String(validate=USER_ID_RULES), load_default=None,
                         validate=validate.Length(min=1, max=1000))
     idempotency_key = fields.String(validate=IDEMPOTENCY_KEY, load_default=None)
 
@@ -165,15 +177,15 @@ class NotificationIdsSchema(Schema):
 
 class InboxQuerySchema(LenientQuerySchema):
     unread = fields.Boolean(load_default=False)
-    after_id = fields.Integer(load_default=None, validate=validate.Range(min=0),
+    after_id = fields.Integer(load_default=None, validate=ROW_ID,
                               metadata={"description": "continue below this id (older items)"})
-    since_id = fields.Integer(load_default=None, validate=validate.Range(min=0),
+    since_id = fields.Integer(load_default=None, validate=ROW_ID,
                               metadata={"description": "only items newer than this id"})
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class ServiceInboxQuerySchema(InboxQuerySchema):
-    user = fields.String(required=True, validate=USER_ID)
+    user = fields.String(required=True, validate=USER_ID_RULES)
 
 
 class InboxPageSchema(Schema):
@@ -183,7 +195,8 @@ class InboxPageSchema(Schema):
 
 
 class MarkReadSchema(StrictSchema):
-    ids = fields.List(fields.Integer(validate=validate.Range(min=1)), load_default=None,
+    ids = fields.List(fields.Integer(validate=validate.Range(min=1, max=ROW_ID_MAX)),
+                      load_default=None,
                       validate=validate.Length(min=1, max=1000))
     all = fields.Boolean(load_default=False)
 

@@ -6,10 +6,11 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from events import publish, publish_many
+from events import current_publisher, publish, publish_many
 from events.channels import user_channel
 from models import Notification, db, utcnow
-from models.base import insert_detached
+from models.base import insert_detached, iso
+from models.schemas import DB_INT_MAX
 
 
 class NotFound(LookupError):
@@ -39,8 +40,10 @@ def notify(users: Iterable[str], title: str, *, body: str | None = None,
            data: dict[str, Any] | None = None, category: str | None = None,
            service_id: int | None = None, idempotency_key: str | None = None,
            trace_id: str | None = None) -> list[int]:
-    """One row per user (a retried key adds none), committed, then pushed once each."""
+    """One row per user (a retried key adds none), committed, then pushed once each.
+    Raises PublishError, storing nothing, when the push could not be published."""
     recipients = list(dict.fromkeys(users))
+    _check_publishable(recipients, title, body, data, category, trace_id)
     found = _existing(service_id, idempotency_key, recipients) if idempotency_key else {}
     try:
         fresh = insert_detached(Notification, [
@@ -56,6 +59,23 @@ def notify(users: Iterable[str], title: str, *, body: str | None = None,
     rows = {**found, **{row.user: row for row in fresh}}
     push([rows[user] for user in recipients if rows[user].pushed_at is None], trace_id)
     return [rows[user].id for user in recipients]
+
+
+def _check_publishable(recipients: list[str], title: str, body: str | None,
+                       data: dict[str, Any] | None, category: str | None,
+                       trace_id: str | None) -> None:
+    """Encode the largest notification.created this call can push (the longest user id; id
+    and count at their widest) before any row exists: a row that could never be pushed
+    must not be stored."""
+    if not recipients:
+        return
+    longest = max(recipients, key=len)
+    record = {"id": DB_INT_MAX, "user": longest, "title": title, "body": body, "data": data,
+              "category": category, "created_at": iso(utcnow()), "read_at": None,
+              "read": False}
+    current_publisher().check(user_channel(longest), "notification.created",
+                              {"notification": record, "unread_count": DB_INT_MAX},
+                              trace_id=trace_id)
 
 
 def push(rows: list[Notification], trace_id: str | None = None) -> None:

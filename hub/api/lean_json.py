@@ -1,7 +1,8 @@
 """JSON in and out of a view without flask-smorest's per-request wrappers, for the hottest
 endpoints (`POST /api/v1/publish`, `POST /api/v1/tasks`). The marshmallow schemas still
 validate the body and still describe the endpoint in the OpenAPI document; the errors are
-the ones `@blp.arguments` gives (400 for a body that is not JSON, 422 with field errors).
+the ones `@blp.arguments` gives (400 for a body that is not JSON, 422 with field errors):
+both read the body through json_body.request_json.
 
 `@blp.arguments` and `@blp.response` parse through webargs, dump the reply through its
 schema and jsonify it: in the bench, dropping them took `POST /api/v1/publish` from 0.58
@@ -13,36 +14,39 @@ from typing import Any
 
 from flask import Response, json, request
 from marshmallow import Schema, ValidationError
-from werkzeug.exceptions import BadRequest
+from webargs import core
 
+from hub.api.json_body import IDEMPOTENCY_PARAMETER, request_json
 from hub.errors import fail
 
 
 def documented(body: type[Schema], reply: type[Schema], status: int,
-               alternatives: dict[int, str] | None = None) -> dict[str, Any]:
+               alternatives: dict[int, str] | None = None, *,
+               idempotent: bool = False) -> dict[str, Any]:
     """`blp.doc(**documented(...))`: the OpenAPI entry `@blp.arguments(body)`,
     `@blp.response(status, reply)` and `@blp.alt_response(code, schema=reply,
-    description=...)` for each alternative would write."""
+    description=...)` for each alternative would write; `idempotent` adds the
+    `Idempotency-Key` header parameter."""
     json_of = {"application/json": {"schema": reply}}
     responses: dict[str, Any] = {
         str(status): {"description": HTTPStatus(status).phrase, "content": json_of}}
     for code, description in (alternatives or {}).items():
         responses[str(code)] = {"description": description, "content": json_of}
     responses["422"] = {"$ref": "#/components/responses/UNPROCESSABLE_ENTITY"}
-    return {
+    entry: dict[str, Any] = {
         "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
         "responses": responses,
     }
+    if idempotent:
+        entry["parameters"] = [IDEMPOTENCY_PARAMETER]
+    return entry
 
 
 def load(schema: Schema) -> dict[str, Any]:
-    """The request's JSON body through `schema`; a body that is not JSON-typed counts as {}."""
-    raw: Any = {}
-    if request.is_json:
-        try:
-            raw = json.loads(request.get_data(cache=False))
-        except ValueError:
-            fail(400, BadRequest.description or "", errors={"json": ["Invalid JSON body."]})
+    """The request's JSON body through `schema`; no body counts as {}."""
+    raw = request_json(request)
+    if raw is core.missing:
+        raw = {}
     try:
         return schema.load(raw)
     except ValidationError as exc:

@@ -3,9 +3,9 @@
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from hub.api.tasks import task_page
+from hub.api.json_body import Blueprint, use_row_ids
+from hub.api.tasks import cancel, find_or_404, task_page
 from hub.auth import current_user, require_user
 from hub.errors import fail
 from models.schemas import (
@@ -15,11 +15,13 @@ from models.schemas import (
     NotificationRecordSchema,
     TaskPageSchema,
     TaskQuerySchema,
+    TaskRecordSchema,
     UnreadCountSchema,
 )
 from tasks import inbox
 
 blp = Blueprint("me", __name__, url_prefix="/api/v1/me", description="The calling user")
+use_row_ids(blp)
 
 
 @blp.route("/tasks")
@@ -30,6 +32,18 @@ class MyTasks(MethodView):
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """The caller's tasks, newest first"""
         return task_page(query, user=current_user().sub)
+
+
+@blp.route("/tasks/<string:task_id>/cancel")
+class CancelMyTask(MethodView):
+    @require_user
+    @blp.response(202, TaskRecordSchema)
+    @blp.alt_response(404, description="no such task of the caller's")
+    @blp.alt_response(409, description="the task already ended")
+    def post(self, task_id: str) -> dict[str, Any]:
+        """Cancel one of the caller's tasks (terminates it if running)"""
+        # Another user's task answers 404, as if absent: ids are not a way to probe.
+        return cancel(find_or_404(task_id, user=current_user().sub))
 
 
 @blp.route("/notifications")
@@ -44,7 +58,7 @@ class MyNotifications(MethodView):
                            limit=query["limit"])
 
 
-@blp.route("/notifications/<int:notification_id>")
+@blp.route("/notifications/<rowid:notification_id>")
 class MyNotification(MethodView):
     @require_user
     @blp.response(200, NotificationRecordSchema)

@@ -3,13 +3,13 @@
 import json
 from typing import Any
 
-from flask import Response, current_app, g
+from flask import Response, current_app, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from events import Position, PublishError, current_publisher
 from events.channels import is_reserved_type, is_valid_channel
 from hub.api import lean_json
+from hub.api.json_body import Blueprint, idempotency_key
 from hub.auth import require_scope
 from hub.errors import fail
 from models.schemas import HistoryQuerySchema, PositionSchema, PublishSchema
@@ -34,7 +34,7 @@ PUBLISH = PublishSchema()
 
 @blp.route("/publish")
 class Publish(MethodView):
-    @blp.doc(**lean_json.documented(PublishSchema, PositionSchema, 202))
+    @blp.doc(**lean_json.documented(PublishSchema, PositionSchema, 202, idempotent=True))
     @require_scope("publish")
     def post(self) -> Response:
         """Publish to a channel"""
@@ -46,7 +46,7 @@ class Publish(MethodView):
         if is_reserved_type(body["type"]):
             fail(422, "reserved event type", errors={
                 "type": ["task.*, notification.*, schedule.* and presence.* are Hub's own"]})
-        key = body["idempotency_key"]
+        key = idempotency_key(body["idempotency_key"], request)
         if key is None:
             return _publish(body)
         client = current_app.extensions["hub.redis"]

@@ -6,10 +6,10 @@ from typing import Any
 from celery.schedules import schedule as every
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from events.channels import schedule_channel
+from hub.api.json_body import Blueprint
 from hub.auth import require_scope
 from models import ScheduleRun, db, utcnow
 from models.base import iso

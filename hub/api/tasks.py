@@ -2,12 +2,12 @@
 
 from typing import Any
 
-from flask import Response, g, url_for
+from flask import Response, g, request, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from hub.api import lean_json
+from hub.api.json_body import Blueprint, idempotency_key
 from hub.auth import require_scope
 from hub.errors import fail
 from models import Task, db
@@ -25,11 +25,27 @@ blp = Blueprint("tasks", __name__, url_prefix="/api/v1",
                 description="Trigger background tasks and follow their lifecycle")
 
 
-def find_or_404(task_id: str) -> Task:
-    task = lifecycle.get_task(task_id)
-    if task is None:
-        fail(404, f"no task {task_id}")
+TASK_ID_MAX = 36  # the column's width (a Celery id is a 36-character UUID)
+
+
+def find_or_404(task_id: str, user: str | None = None) -> Task:
+    """The task, or 404; with `user`, only that user's task (another's looks absent)."""
+    # An id no task can have (too long, a NUL PostgreSQL refuses) is not worth a query.
+    task = None
+    if len(task_id) <= TASK_ID_MAX and "\x00" not in task_id:
+        task = lifecycle.get_task(task_id)
+    if task is None or (user is not None and task.user != user):
+        fail(404, f"no task {task_id[:TASK_ID_MAX]}")
     return task
+
+
+def cancel(task: Task) -> dict[str, Any]:
+    """Cancel a found task; 409 if it already ended."""
+    cancelled = lifecycle.cancel(task.id)
+    if cancelled is None:
+        ended = lifecycle.get_task(task.id)
+        fail(409, f"task {task.id} already ended ({ended.state if ended else 'gone'})")
+    return cancelled.to_record()
 
 
 def task_page(query: dict[str, Any], **where: Any) -> dict[str, Any]:
@@ -54,16 +70,18 @@ TASK_CREATE = TaskCreateSchema()
 @blp.route("/tasks")
 class Tasks(MethodView):
     @blp.doc(**lean_json.documented(TaskCreateSchema, TaskRecordSchema, 202,
-                                    {200: "Same idempotency key: the first task"}))
+                                    {200: "Same idempotency key: the first task"},
+                                    idempotent=True))
     @require_scope("tasks")
     def post(self) -> Response:
         """Trigger a task"""
         # Submissions come in bursts: their JSON goes through lean_json, not flask-smorest's
         # wrappers (the record needs no dumping through its schema: to_record is that shape).
         body = lean_json.load(TASK_CREATE)
+        key = idempotency_key(body["idempotency_key"], request)
         try:
             task, created = lifecycle.submit(body["name"], body["args"], body["user"],
-                                             g.service.id, body["idempotency_key"])
+                                             g.service.id, key)
         except lifecycle.UnknownTask:
             fail(422, "unknown task name", errors={
                 "name": [f"no task {body['name']!r}; GET /api/v1/task-types lists them"]})
@@ -96,11 +114,7 @@ class CancelTask(MethodView):
     @blp.response(202, TaskRecordSchema)
     def post(self, task_id: str) -> dict[str, Any]:
         """Cancel a task (terminates it if running)"""
-        task = find_or_404(task_id)
-        cancelled = lifecycle.cancel(task_id)
-        if cancelled is None:
-            fail(409, f"task {task_id} already ended ({lifecycle.get_task(task.id).state})")
-        return cancelled.to_record()
+        return cancel(find_or_404(task_id))
 
 
 @blp.route("/task-types")

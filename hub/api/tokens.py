@@ -4,10 +4,10 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from events import tokens
 from events.namespace import iso_from_unix
+from hub.api.json_body import Blueprint
 from hub.auth import require_scope
 from models.schemas import TokenCreateSchema, TokenSchema
 
