@@ -115,16 +115,14 @@ class HubNamespace(Namespace):
         """events.intake's gate for every client event: None dispatches it. Every event,
         refused or not, counts against the connection's rate."""
         conn = self.connections.get(sid) if sid is not None else None
-        if conn is None:
-            return error("unauthorized", "not connected")
-        if conn.closing:
-            return {}  # being disconnected: drop without an ack
+        if conn is None or conn.closing:
+            return {}  # not (or no longer) connected: dropped, as python-socketio would
         if not conn.bucket.take():
             if not conn.strikes.take():
                 conn.closing = True
-                self.socketio.start_background_task(
-                    self.close, sid, "rate_limited",
-                    "too many events for too long; reconnect and slow down")
+                # Here, in the reading task, so nothing it has read but not handled yet runs.
+                self.close(sid, "rate_limited",
+                           "too many events for too long; reconnect and slow down")
                 return {}
             return error("rate_limited", "too many events; slow down")
         if event not in CLIENT_EVENTS:
@@ -139,8 +137,10 @@ class HubNamespace(Namespace):
         eio_sid = server.manager.eio_sid_from_sid(sid, self.namespace)
         self.send_direct(sid, "connection.closing", {"code": code, "message": message})
         server.disconnect(sid, namespace=self.namespace)
-        if eio_sid is not None:
-            server.eio.disconnect(eio_sid)
+        transport = server.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        if transport is not None:
+            # Without waiting for its writer: the frames above go out first, then the close.
+            transport.close(wait=False, reason=server.eio.reason.SERVER_DISCONNECT)
 
     def trigger_event(self, event: str, *args: Any) -> Any:
         # Event names are dotted (notifications.read); handlers are on_<snake_case>.

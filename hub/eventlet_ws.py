@@ -41,6 +41,10 @@ from hub.ws_frames import FrameError, FrameReader
 
 MAX_BACKLOG_BYTES = 4 * 1024 * 1024
 READ_BYTES = 65536
+# After the hub closes a connection, what it still reads from the peer and for how long:
+# closing with unread bytes would reset the connection and lose our last frames.
+LINGER_BYTES = 1024 * 1024
+LINGER_SECONDS = 2.0
 
 # An item of a session's inbox: a message or control frame, or the reason reading ended
 # (None: the client closed or vanished).
@@ -91,6 +95,7 @@ class HubSocket(engineio.socket.Socket):
     close_when_flushed = False
     close_sent = False
     transport_closed = False
+    linger = False  # the hub, not the peer, ended the session
     listener: Any = None
     ping_timer: Any = None  # the hub timer of the next ping, cancelled when the session closes
     processing = False
@@ -171,7 +176,8 @@ class HubSocket(engineio.socket.Socket):
     def _process(self) -> None:
         try:
             while self.inbox:
-                if not self._handle(self.inbox.popleft()):
+                # A session closed mid-burst (a flooder cut off) reads nothing more.
+                if self.closed or not self._handle(self.inbox.popleft()):
                     self.inbox.clear()
                     return
         finally:
@@ -301,6 +307,7 @@ class HubSocket(engineio.socket.Socket):
             return
         # No writer to wait for: the CLOSE packet (unless aborting) is already written or in
         # the backlog; then the transport closes.
+        self.linger = reason == self.server.reason.SERVER_DISCONNECT
         super().close(wait=False, abort=abort, reason=reason)
         # engine.io forgets closed sessions in a sweep that visits one session per
         # ping_timeout / sessions seconds; until then each holds its socket, buffers and
@@ -322,6 +329,9 @@ class HubSocket(engineio.socket.Socket):
                 pass
         self.transport_closed = True
         STATS.sessions -= 1
+        if self.linger:
+            eventlet.spawn_n(linger_and_close, ws.socket)
+            return
         greenio.shutdown_safe(ws.socket)
         ws.socket.close()
 
@@ -370,3 +380,22 @@ def install(max_sessions: int) -> TransportStats:
     engineio.socket.Socket = HubSocket  # type: ignore[misc]
     STATS.max_sessions = max_sessions
     return STATS
+
+
+def linger_and_close(sock: Any) -> None:
+    """Send our FIN, then read and drop what the peer still sends (bounded) before closing:
+    a close with unread bytes resets the connection, and the peer may then lose the frames
+    that tell it why (connection.closing, the CLOSE packet)."""
+    try:
+        sock.fd.shutdown(socket.SHUT_WR)
+        drained = 0
+        with eventlet.Timeout(LINGER_SECONDS, False):
+            while drained < LINGER_BYTES:
+                chunk = sock.recv(READ_BYTES)
+                if not chunk:
+                    break
+                drained += len(chunk)
+    except OSError:
+        pass
+    finally:
+        sock.close()
