@@ -18,6 +18,7 @@ blp = Blueprint("publish", __name__, url_prefix="/api/v1",
                 description="Publish to channels and read their history")
 
 IDEMPOTENCY_TTL = 24 * 3600
+PENDING_TTL = 30
 
 
 def _publish(body: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +52,9 @@ class Publish(MethodView):
             return _publish(body)
         client = current_app.extensions["hub.redis"]
         slot = f"{current_app.config['HUB_REDIS_PREFIX']}:idem:publish:{g.service.id}:{key}"
-        if not client.set(slot, "pending", nx=True, ex=IDEMPOTENCY_TTL):
+        # A short claim: if this request dies (or Redis stalls and the delete below never
+        # lands), a retry with the same key may go ahead once the claim has expired.
+        if not client.set(slot, "pending", nx=True, ex=PENDING_TTL):
             earlier = client.get(slot)
             if earlier in (None, b"pending"):
                 fail(409, "a publication with this idempotency key is in progress; retry")
