@@ -61,6 +61,12 @@ class HistoryBackend(ABC):
         return [self.append(*entry) for entry in entries]
 
     @abstractmethod
+    def append_first(self, channel: str, room: str, event_type: str, tail: str) -> Position | None:
+        """`append`, but only while the channel has no publication yet; None if it has one.
+        For an announcement that must never land after a later event (task.queued after
+        task.started, when the worker wins the race with the submitting web process)."""
+
+    @abstractmethod
     def recover(self, channel: str, since: Position | None, limit: int = 0) -> Recovery:
         """The channel's position and, if `since` is given, the publications after it."""
 
@@ -93,6 +99,19 @@ class MemoryBackend(HistoryBackend):
             encoded = complete(position, tail)
             log.append(encoded)
             self._channels[channel] = (epoch, position.offset, log)
+        if self.deliver is not None:
+            self.deliver(event_type, json.loads(encoded), room)
+        return position
+
+    def append_first(self, channel: str, room: str, event_type: str, tail: str) -> Position | None:
+        with self._lock:
+            epoch, offset, log = self._state(channel)
+            if offset > 0:
+                return None
+            position = Position(1, epoch)
+            encoded = complete(position, tail)
+            log.append(encoded)
+            self._channels[channel] = (epoch, 1, log)
         if self.deliver is not None:
             self.deliver(event_type, json.loads(encoded), room)
         return position

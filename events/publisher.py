@@ -52,6 +52,15 @@ class Publisher:
         return [{"offset": position.offset, "epoch": position.epoch, **body}
                 for position, body in zip(positions, bodies, strict=True)]
 
+    def publish_first(
+        self, channel: str, event_type: str, data: Any, *, trace_id: str | None = None
+    ) -> Envelope | None:
+        """Publish only as the channel's first publication; None if something came first."""
+        body, tail = self._encode(channel, event_type, data, trace_id)
+        position = self.backend.append_first(channel, room(channel), event_type, tail)
+        return None if position is None else {"offset": position.offset,
+                                              "epoch": position.epoch, **body}
+
     def check(self, channel: str, event_type: str, data: Any, *,
               trace_id: str | None = None) -> None:
         """Raise the PublishError publish() would, storing nothing: for callers that must
@@ -95,3 +104,9 @@ def publish_many(items: list[tuple[str, str, Any]], *,
                  trace_id: str | None = None) -> list[Envelope]:
     """Several publications, in order and in one round trip (see Publisher.publish_many)."""
     return current_publisher().publish_many(items, trace_id=trace_id)
+
+
+def publish_first(channel: str, event_type: str, data: Any, *,
+                  trace_id: str | None = None) -> Envelope | None:
+    """Publish as the channel's first publication, or not at all (see Publisher.publish_first)."""
+    return current_publisher().publish_first(channel, event_type, data, trace_id=trace_id)

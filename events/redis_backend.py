@@ -36,6 +36,14 @@ end
 return {offset, epoch}
 """
 
+# APPEND, refused while the channel has a publication (its offset is past 0): atomic in
+# Redis, so an announcement that lost the race to a later event is dropped, never reordered.
+APPEND_FIRST = """
+if tonumber(redis.call('HGET', KEYS[1], 'offset') or '0') > 0 then
+  return false
+end
+""" + APPEND
+
 RECOVER = """
 if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], 'offset', 0)
@@ -116,6 +124,7 @@ class RedisBackend(HistoryBackend):
         self.host_id = f"{prefix}-publisher"
         self._append = client.register_script(APPEND)
         self._recover = client.register_script(RECOVER)
+        self._append_first = client.register_script(APPEND_FIRST)
 
     def _keys(self, channel: str) -> list[str]:
         return [f"{self.prefix}:ch:{channel}:meta", f"{self.prefix}:ch:{channel}:log"]
@@ -128,6 +137,11 @@ class RedisBackend(HistoryBackend):
         offset, epoch = self._append(keys=self._keys(channel),
                                      args=self._argv(room, event_type, tail))
         return Position(int(offset), _text(epoch))
+
+    def append_first(self, channel: str, room: str, event_type: str, tail: str) -> Position | None:
+        reply = self._append_first(keys=self._keys(channel),
+                                   args=self._argv(room, event_type, tail))
+        return None if reply is None else Position(int(reply[0]), _text(reply[1]))
 
     def append_many(self, entries: list[Entry]) -> list[Position]:
         """One round trip for all: a pipeline of the same script, in order. A task's end

@@ -100,4 +100,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
         init_realtime(app, backend)
         app.register_blueprint(dashboard.bp)
+
+        from tasks.heartbeat import install_sweeper
+
+        install_sweeper(app)  # task.stalled for tasks whose worker went silent
     return app

@@ -88,7 +88,12 @@ class BaseConfig:
             "HUB_MAX_CONNECTIONS": _int(environ, "HUB_MAX_CONNECTIONS", 100_000),  # per process
             "HUB_TOKEN_CHECK_SECONDS": float(environ.get("HUB_TOKEN_CHECK_SECONDS") or 1.0),
             "HUB_TASK_TIME_LIMIT": _int(environ, "HUB_TASK_TIME_LIMIT", 600),
-            "HUB_VISIBILITY_TIMEOUT": _int(environ, "HUB_VISIBILITY_TIMEOUT", 3600),
+            # A task whose worker stopped beating this long is announced stalled (task.stalled).
+            "HUB_STALL_SECONDS": (stall := _float(environ, "HUB_STALL_SECONDS", 30.0)),
+            # A dead worker's unacked task is redelivered this long after its last beat; a live
+            # worker re-scores what it holds (tasks.visibility), so this need not exceed the
+            # task time limit. A third past the stall: task.stalled is out first.
+            "HUB_VISIBILITY_TIMEOUT": _float(environ, "HUB_VISIBILITY_TIMEOUT", 1.5 * stall),
             "HUB_REDIS_PREFIX": environ.get("HUB_REDIS_PREFIX") or "hub",
             # Seconds any Redis call waits for an answer; read by events.redis_backend, since
             # workers and beat connect outside the app too. Checked here.

@@ -8,6 +8,7 @@ from flask import Flask
 
 from events.redis_backend import redis_timeout
 from models import db
+from tasks.visibility import transport_options
 
 
 def bounded_waits() -> dict[str, float]:
@@ -31,7 +32,8 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.conf.update(
         broker_url=app.config["HUB_BROKER_URL"],
         result_backend=app.config["REDIS_URL"],
-        broker_transport_options={"visibility_timeout": app.config["HUB_VISIBILITY_TIMEOUT"],
+        broker_transport_options={**transport_options(app.config["HUB_STALL_SECONDS"],
+                                                      app.config["HUB_VISIBILITY_TIMEOUT"]),
                                   **bounded_waits()},
         # The result backend too (its default read timeout is 120 s), though results stay in SQL.
         redis_socket_timeout=redis_timeout(),

@@ -10,7 +10,7 @@ from celery import shared_task
 from flask import current_app
 from marshmallow import Schema, ValidationError
 
-from tasks import lifecycle
+from tasks import heartbeat, lifecycle
 from tasks.job import Job
 from tasks.registry import TaskType, register
 
@@ -64,9 +64,18 @@ def execute(celery_task: Any, task_type: TaskType, task_id: str | None,
             return
         task_id = lifecycle.record_scheduled(celery_task.request.id, task_type.name, args,
                                              schedule).id
-    task = lifecycle.start(task_id)
+    task = lifecycle.start(task_id, task_type.max_attempts)
     if task is None:
         return  # already finished or cancelled: a redelivery has nothing to do
+    heartbeat.attempt_started(task_id)
+    try:
+        _run(celery_task, task_type, task)
+    finally:
+        heartbeat.attempt_ended(task_id)
+
+
+def _run(celery_task: Any, task_type: TaskType, task: Any) -> None:
+    task_id = task.id
     if task.attempts > task_type.max_attempts:
         lifecycle.finish(task_id, "failed", error={
             "type": "TooManyAttempts",

@@ -5,7 +5,7 @@ cancel racing each other settle on one outcome, and only the winner publishes.
 """
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 from uuid import uuid4
@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from events import publish, publish_many
 from events.channels import schedule_channel, task_channel, user_channel
+from events.publisher import publish_first
 from models import FINAL_STATES, ScheduleRun, Task, db, utcnow
 from models.base import insert_detached, iso
 from models.task import EVENT_ARGS_BYTES
@@ -97,7 +98,8 @@ def _transition(task_id: str, from_states: tuple[str, ...], *, count_attempt: bo
 
 def submit(name: str, raw_args: Any, user: str | None, service_id: int | None,
            idempotency_key: str | None, trace_id: str | None = None) -> tuple[Task, bool]:
-    """Record, announce and enqueue a task; the same key from the same service returns the first."""
+    """Record (committed), enqueue, then announce a task; the same key from the same service
+    returns the first. A failed enqueue leaves neither the row nor any event behind."""
     task_type = lookup(name)
     if task_type is None:
         raise UnknownTask(name)
@@ -122,19 +124,31 @@ def submit(name: str, raw_args: Any, user: str | None, service_id: int | None,
             raise
         return existing, False
     try:
-        _publish_lifecycle(task, "task.queued", trace_id)
         # ignore_result: results live in SQL (celeryconfig's task_ignore_result), and without
         # it send_task has the result backend SUBSCRIBE this process to the task's result
         # channel, a Redis round trip per submission and a subscription never dropped.
         current_app.extensions["celery"].send_task(
             name, kwargs={"task_id": task.id}, task_id=task.id, ignore_result=True)
     except Exception:
-        # Nothing will run it: forget the row so the caller's retry starts clean.
+        # Nothing will run it and nothing announced it: forget the row, so the caller's
+        # retry starts clean and no client ever saw a task that does not exist.
         db.session.rollback()
         db.session.execute(delete(Task).where(Task.id == task.id))
         db.session.commit()
         raise
+    _announce_queued(task, trace_id)
     return task, True
+
+
+def _announce_queued(task: Task, trace_id: str | None) -> None:
+    """task.queued, after the enqueue: the worker may already have published task.started,
+    so it goes out only as the channel's first event. The task exists whatever happens here."""
+    try:
+        publish_first(task_channel(task.id), "task.queued", task.to_record(EVENT_ARGS_BYTES),
+                      trace_id=trace_id)
+    except Exception:
+        log.warning("task %s was enqueued but task.queued was not published", task.id,
+                    exc_info=True)
 
 
 def record_scheduled(celery_id: str, name: str, args: dict[str, Any], entry: str | None) -> Task:
@@ -148,13 +162,41 @@ def record_scheduled(celery_id: str, name: str, args: dict[str, Any], entry: str
     return task
 
 
-def start(task_id: str) -> Task | None:
-    """queued/retrying (or started, on redelivery) -> started; None if it already ended."""
-    task = _transition(task_id, ("queued", "retrying", "started"), count_attempt=True,
+WORKER_LOST = {"type": "WorkerLost",
+               "message": "the worker running this attempt stopped (killed, crashed or lost)"}
+
+
+def start(task_id: str, max_attempts: int | None = None) -> Task | None:
+    """queued/retrying -> started; a delivery that finds the task still `started` is a
+    redelivery after its worker died: announced as a worker_lost retry first (or failed once
+    `max_attempts` are spent). None if the task ended, or is not to run."""
+    task = _transition(task_id, ("queued", "retrying"), count_attempt=True,
                        state="started", started_at=utcnow())
-    if task is not None:
-        _publish_lifecycle(task, "task.started")
+    if task is None:
+        # Only redeliveries pay for this second UPDATE: the usual path above is one statement.
+        if _worker_lost(task_id, max_attempts) is None:
+            return None
+        task = _transition(task_id, ("retrying",), count_attempt=True,
+                           state="started", started_at=utcnow())
+        if task is None:
+            return None
+    _publish_lifecycle(task, "task.started")
     return task
+
+
+def _worker_lost(task_id: str, max_attempts: int | None) -> Task | None:
+    """started -> retrying (reason worker_lost), published; None if the task was not
+    `started`, or has spent its attempts (then it is failed here)."""
+    current = get_task(task_id)
+    db.session.commit()  # end the read: the transitions below are guarded on their own
+    if current is None or current.state != "started":
+        return None
+    if max_attempts is not None and current.attempts >= max_attempts:
+        finish(task_id, "failed", error={
+            **WORKER_LOST, "message": f"{WORKER_LOST['message']}; gave up after "
+                                      f"{max_attempts} attempts"})
+        return None
+    return retrying(task_id, WORKER_LOST, 0.0, reason="worker_lost")
 
 
 def progress(task_id: str, current: int, total: int | None, message: str | None) -> bool:
@@ -166,13 +208,33 @@ def progress(task_id: str, current: int, total: int | None, message: str | None)
     return True
 
 
-def retrying(task_id: str, error: dict[str, Any], eta_seconds: float) -> Task | None:
+def retrying(task_id: str, error: dict[str, Any], eta_seconds: float,
+             reason: str = "error") -> Task | None:
+    """started -> retrying; `reason` is "error" (the body raised a retryable error) or
+    "worker_lost" (a redelivery after the worker running it died)."""
     task = _transition(task_id, ("started",), state="retrying", error=error)
     if task is not None:
         eta = iso(utcnow() + timedelta(seconds=max(0.0, eta_seconds)))
         publish(task_channel(task_id), "task.retrying",
-                {"task_id": task_id, "attempt": task.attempts, "error": error, "eta": eta})
+                {"task_id": task_id, "attempt": task.attempts, "error": error, "eta": eta,
+                 "reason": reason})
     return task
+
+
+def stalled(task_id: str, last_heartbeat: float) -> bool:
+    """Tell the task's channel and its owner that its worker stopped reporting, if it is still
+    `started`; the caller claimed this stall, so it is told once."""
+    task = get_task(task_id)
+    db.session.commit()  # end the read transaction
+    if task is None or task.state != "started":
+        return False
+    data = {"task_id": task_id, "attempt": task.attempts,
+            "last_heartbeat": iso(datetime.fromtimestamp(last_heartbeat, UTC))}
+    items = [(task_channel(task_id), "task.stalled", data)]
+    if task.user:
+        items.append((user_channel(task.user), "task.stalled", data))
+    publish_many(items)
+    return True
 
 
 def finish(task_id: str, state: str, *, result: Any = None,
