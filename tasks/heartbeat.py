@@ -108,7 +108,9 @@ class Heartbeat:
         if running:
             self.client.zadd(self.key, running)
         if self.refresh_unacked:
+            # Ours first, then the sweep: it restores only messages no live worker re-scored.
             self.refresher.refresh([tag for tag in map(delivery_tag, held) if tag], now)
+            self.refresher.restore_expired()
 
 
 # -- in the web process ------------------------------------------------------------------

@@ -9,6 +9,9 @@ Hub keeps the timeout short instead (HUB_VISIBILITY_TIMEOUT, from HUB_STALL_SECO
 has each live worker re-score every message it still holds, running or waiting (an ETA
 retry too), every `refresh_period`: only a dead worker's messages age past the timeout, so
 a task may run up to its time limit and is never run twice at once because of it.
+The same beat also runs kombu's restore sweep, which kombu itself runs only on the
+event-loop path: a gevent or eventlet worker never restores a dead peer's messages otherwise
+(celery/celery#4976, celery/kombu#1025).
 
 That leans on kombu's private layout (the index's key, its scores, the delivery tag on
 Celery's request); all of it is here, and `check_layout` refuses to start a worker on a
@@ -101,6 +104,18 @@ class UnackedRefresher:
             return int(channel.client.zadd(channel.unacked_index_key, mapping, xx=True, ch=True))
         except Exception:
             self.close()  # reconnect on the next beat
+            raise
+
+    def restore_expired(self) -> None:
+        """Run kombu's own restore sweep (under its mutex): kombu runs it periodically only on
+        the event-loop path (prefork, threads). A gevent or eventlet worker polls
+        synchronously, and there an empty BRPOP reply raises Empty before the sweep is
+        reached, so without this its dead peers' messages would never come back."""
+        channel = self._open()
+        try:
+            channel.qos.restore_visible(num=channel.unacked_restore_limit, interval=1)
+        except Exception:
+            self.close()
             raise
 
     def _open(self) -> Any:

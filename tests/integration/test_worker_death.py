@@ -67,9 +67,12 @@ def pool_children(pid: int) -> list[int]:
     return children
 
 
-@pytest.fixture
-def death_stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with own_stack(redis_url, tmp_path, 5, **DEATH_ENV) as stack:
+# The heartbeat runs as a thread beside prefork's event loop, and as a greenlet in a gevent
+# worker, whose consumer restores unacked messages on its own (synchronous) path.
+@pytest.fixture(params=["prefork", "gevent"])
+def death_stack(request: pytest.FixtureRequest, redis_url: str,
+                tmp_path: Path) -> Iterator[Stack]:
+    with own_stack(redis_url, tmp_path, 5, HUB_WORKER_POOL=request.param, **DEATH_ENV) as stack:
         yield stack
 
 
