@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 from uuid import uuid4
 
+import redis
 from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy import Update, bindparam, delete, select, update
@@ -204,7 +205,12 @@ def progress(task_id: str, current: int, total: int | None, message: str | None)
     data = {"current": current, "total": total, "percent": percent, "message": message}
     if not _update(task_id, ("started",), progress=data):
         return False
-    publish(task_channel(task_id), "task.progress", {"task_id": task_id, **data})
+    try:
+        publish(task_channel(task_id), "task.progress", {"task_id": task_id, **data})
+    except redis.RedisError:
+        # The next progress supersedes this one (the record holds it): a Redis that stalls
+        # mid-task must not fail the task.
+        log.warning("task %s: progress not published (Redis unavailable)", task_id)
     return True
 
 
