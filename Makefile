@@ -11,11 +11,12 @@ VENDOR := hub/static/vendor
 
 setup: $(VENV)/.installed $(VENDOR)/.installed
 
-$(VENV)/.installed: requirements.txt clients/python/pyproject.toml
+# Hub itself (editable, with its tests and tools: `.[dev]`) and the Python SDK, at the exact
+# versions of constraints.txt.
+$(VENV)/.installed: pyproject.toml constraints.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements.txt
-	$(VENV)/bin/pip install -q -e clients/python
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]' -e clients/python
 	touch $@
 
 # The browser Socket.IO client and Swagger UI come from npm and are served by

@@ -46,7 +46,7 @@ def check_hooks(server: socketio.Server) -> None:
     if problems:
         raise IntakeHookMissing(
             f"python-socketio {version('python-socketio')} lacks {', '.join(problems)}, which "
-            "Hub's client-event intake relies on; install the version pinned in requirements.txt")
+            "Hub's client-event intake relies on; install the version pinned in pyproject.toml")
 
 
 def install(server: socketio.Server, admit: Admit) -> None:
