@@ -34,7 +34,10 @@ broker_connection_timeout = 3
 task_publish_retry_policy = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2,
                              "interval_max": 0.3}
 worker_hijack_root_logger = False
-worker_send_task_events = False
+# Task events on from the start, so Flower (`celery -A tasks flower`) and `celery events`
+# see every task without switching them on remotely; "sent" marks the enqueue too.
+worker_send_task_events = True
+task_send_sent_event = True
 enable_utc = True
 timezone = "UTC"
 
