@@ -6,6 +6,8 @@ Broker and backend URLs come from the Flask config (HUB_BROKER_URL, REDIS_URL).
 
 import os
 
+from celery.schedules import crontab
+
 task_serializer = "json"
 result_serializer = "json"
 accept_content = ["json"]
@@ -48,9 +50,10 @@ beat_max_loop_interval = 5
 
 
 
-def every(seconds: float, task: str, name: str, **args: object) -> dict[str, object]:
-    """A beat entry for a hub_task; its runs publish schedule.ran on schedule:<name>."""
-    return {"task": task, "schedule": seconds, "kwargs": {"schedule": name, **args}}
+def every(when: float | crontab, task: str, name: str, **args: object) -> dict[str, object]:
+    """A beat entry for a hub_task; its runs publish schedule.ran on schedule:<name>. `when`
+    is seconds between runs or a crontab, e.g. every(crontab(minute="*/5"), ...)."""
+    return {"task": task, "schedule": when, "kwargs": {"schedule": name, **args}}
 
 
 def _seconds(name: str, default: float) -> float:

@@ -125,11 +125,24 @@ class ServiceCreateSchema(StrictSchema):
     scopes = fields.List(fields.String(validate=validate.OneOf(ALL_SCOPES)))
 
 
+class CrontabSchema(Schema):
+    """A crontab entry's fields as written (for example minute "*/1", the rest "*")."""
+
+    minute = fields.String()
+    hour = fields.String()
+    day_of_week = fields.String()
+    day_of_month = fields.String()
+    month_of_year = fields.String()
+
+
 class ScheduleSchema(Schema):
     entry = fields.String()
     task = fields.String()
-    schedule = fields.String()
+    kind = fields.String(metadata={"description": "interval or crontab"})
+    schedule = fields.String(metadata={"description": 'readable: "every 10 s" or '
+                                                      '"crontab */1 * * * *"'})
     every_seconds = fields.Float(allow_none=True)
+    crontab = fields.Nested(CrontabSchema, allow_none=True)
     last_run = fields.String(allow_none=True)
     last_state = fields.String(allow_none=True)
     last_task_id = fields.String(allow_none=True)

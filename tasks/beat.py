@@ -2,10 +2,15 @@
 
 import logging
 import uuid
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import redis
-from celery.beat import Scheduler
+from celery.beat import ScheduleEntry, Scheduler
+from celery.schedules import crontab
+from celery.schedules import schedule as every
+from celery.utils.time import ffwd
 
 from events.redis_backend import connect
 
@@ -22,6 +27,29 @@ RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+def due_key(prefix: str) -> str:
+    """The hash where the beat holding the lock writes each entry's next run (epoch seconds)."""
+    return f"{prefix}:beat:due"
+
+
+def due_at(sched: Any, last_run_at: datetime) -> datetime:
+    """When a schedule next fires after `last_run_at`, as an instant (no clock drift between
+    two now() calls): an interval adds its period, a crontab steps to its next match."""
+    if isinstance(sched, every):
+        return last_run_at + sched.run_every
+    if isinstance(sched, crontab):
+        start, delta, _now = sched.remaining_delta(last_run_at, ffwd=ffwd)
+        return start + delta
+    return sched.now() + sched.remaining_estimate(last_run_at)
+
+
+def due_times(entries: Mapping[str, ScheduleEntry], now: datetime) -> dict[str, float]:
+    """When each entry next runs, as this scheduler sees it: an entry that never ran counts
+    from the scheduler's start (Celery's default last_run_at), which only the beat knows."""
+    return {name: max(now, due_at(entry.schedule, entry.last_run_at)).timestamp()
+            for name, entry in entries.items()}
 
 
 class LockedScheduler(Scheduler):
@@ -63,7 +91,24 @@ class LockedScheduler(Scheduler):
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if not self._hold_lock():
             return 5.0
-        return min(super().tick(*args, **kwargs), self.lock_ttl_ms / 3000)
+        wait = min(super().tick(*args, **kwargs), self.lock_ttl_ms / 3000)
+        self._share_due_times()
+        return wait
+
+    def _share_due_times(self) -> None:
+        """GET /schedules reads these: the web process cannot know when beat started."""
+        due = due_times(self.schedule, self.app.now())
+        if not due:
+            return
+        key = due_key(self.app.conf.hub_redis_prefix)
+        try:
+            pipe = self._client().pipeline(transaction=True)
+            pipe.delete(key)
+            pipe.hset(key, mapping=due)
+            pipe.pexpire(key, self.lock_ttl_ms)  # gone soon after this beat stops
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("beat cannot share its schedule: %s", exc)
 
     def close(self) -> None:
         if self._holding and self._redis is not None:
