@@ -85,13 +85,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from hub import cli, errors
 
     cli.init_app(app)
-    api = Api(app)
-    from hub.api import health, me, notifications, publish, schedules, tasks, tokens
+    from hub.api import health, me, notifications, openapi, publish, schedules, tasks, tokens
+
+    api = Api(app, spec_kwargs=openapi.spec_kwargs())
 
     for blueprint in (tasks.blp, notifications.blp, tokens.blp, publish.blp, schedules.blp,
                       me.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
+    openapi.init_app(app, api)  # security schemes, health endpoints, the socket protocol
     errors.init_app(app)
 
     if app.config["HUB_PROCESS"] == "web":
