@@ -8,6 +8,10 @@ from typing import Any
 DEV_SECRET = "hub-development-secret-not-for-production"  # noqa: S105 - refused in production
 
 
+# gevent_uwsgi: Flask-SocketIO's mode for uWSGI's own websocket API (deploy/uwsgi.ini).
+ASYNC_MODES = ("eventlet", "gevent", "gevent_uwsgi", "threading")
+
+
 class ConfigError(RuntimeError):
     """The configuration cannot run safely (production with default secrets, bad values)."""
 
@@ -115,8 +119,8 @@ class BaseConfig:
 
     @classmethod
     def check(cls, config: Mapping[str, Any]) -> None:
-        if config["HUB_ASYNC_MODE"] not in ("eventlet", "gevent", "threading"):
-            raise ConfigError("HUB_ASYNC_MODE must be eventlet, gevent or threading")
+        if config["HUB_ASYNC_MODE"] not in ASYNC_MODES:
+            raise ConfigError(f"HUB_ASYNC_MODE must be one of {', '.join(ASYNC_MODES)}")
         if config["HUB_HISTORY_SIZE"] < 1 or config["HUB_HISTORY_TTL"] < 1:
             raise ConfigError("HUB_HISTORY_SIZE and HUB_HISTORY_TTL must be positive")
         if config["HUB_WEB_PROCESSES"] < 1:

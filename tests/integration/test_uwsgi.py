@@ -1,0 +1,128 @@
+"""The hub served by uWSGI (deploy/uwsgi.ini: gevent, uWSGI's websockets), a real worker,
+and real Socket.IO clients over websocket: subscribe, task events, recovery."""
+
+import importlib.util
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.embedded import free_port
+from tests.support.stack import ROOT, Stack, close_all
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(importlib.util.find_spec("pyuwsgi") is None,
+                       reason="pyuwsgi (uWSGI's PyPI wheel) is not installed: "
+                              "pip install -c constraints.txt -e '.[dev]'"),
+]
+
+UWSGI = Path(sys.executable).parent / "uwsgi"  # pyuwsgi's console script
+FINAL = {"task.succeeded", "task.failed", "task.cancelled"}
+
+
+class UwsgiStack(Stack):
+    """A Stack whose web role is uWSGI with deploy/uwsgi.ini instead of `run.py web`."""
+
+    def start_role(self, role: str) -> None:
+        if role != "web":
+            super().start_role(role)
+            return
+        log = open(self.workdir / "web.log", "ab")  # noqa: SIM115 - closed with the process
+        # Its own session: stop() kills the process group, master, worker and router alike.
+        self.processes["web"] = subprocess.Popen(
+            [str(UWSGI), "--ini", str(ROOT / "deploy" / "uwsgi.ini")], cwd=self.workdir,
+            env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+
+    def start(self) -> "UwsgiStack":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.migrate_and_make_key()
+        try:
+            self.start_role("web")
+            self.start_role("worker")
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+
+@pytest.fixture(scope="module")
+def uwsgi_stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # Its own Redis database, apart from the eventlet/gevent stacks' (1, 2, ...).
+    url = f"{redis_url.rsplit('/', 1)[0]}/12"
+    workdir = tmp_path_factory.mktemp("stack-uwsgi")
+    # The ini sets the mode; a wrong one inherited from the environment must not matter.
+    stack = UwsgiStack("gevent", f"sqlite:///{workdir / 'hub.db'}", url, workdir, beat=False)
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def hub(uwsgi_stack: Stack) -> Iterator[Stack]:
+    yield uwsgi_stack
+    close_all(uwsgi_stack.clients)
+    uwsgi_stack.clients.clear()
+
+
+def test_the_hub_under_uwsgi_runs_in_gevent_uwsgi_mode(hub: Stack) -> None:
+    assert hub.get("/readyz").status_code == 200
+    log = hub.logs("web")
+    assert "gevent" in log and "Cannot obtain socket" not in log, log
+
+
+def test_a_task_is_followed_over_a_uwsgi_websocket(hub: Stack) -> None:
+    client = hub.client("alice")
+    assert client.sio.transport() == "websocket"
+    task = hub.submit("alice", steps=6, delay=0.1)
+    channel = f"task:{task['id']}"
+    first = client.call("subscribe", {"channel": channel})
+    assert first["ok"], first
+    early = client.call("subscribe", {"channel": channel,
+                                      "since": {"offset": 0, "epoch": first["epoch"]}})
+    assert early["recovered"], early
+    client.wait_for(lambda c: any(p["type"] in FINAL for p in c.publications(channel)),
+                    what="the end of the task")
+    merged = {p["offset"]: p for p in early["publications"] + client.publications(channel)}
+    pubs = [merged[k] for k in sorted(merged)]
+    assert [p["offset"] for p in pubs] == list(range(1, len(pubs) + 1))
+    kinds = [p["type"] for p in pubs]
+    assert kinds[:2] == ["task.queued", "task.started"] and kinds[-1] == "task.succeeded"
+    assert set(kinds[2:-1]) == {"task.progress"}
+    assert pubs[-1]["data"]["result"] == {"counted": 6}
+    # The end also reaches the owner's personal channel, pushed by the worker through Redis.
+    client.wait_for(lambda c: any(p["channel"] == "user:alice"
+                                  for p in c.of_type("task.succeeded")))
+
+
+def test_recovery_after_a_disconnect_under_uwsgi(hub: Stack) -> None:
+    first_client = hub.client("alice")
+    task = hub.submit("alice", steps=12, delay=0.25)
+    channel = f"task:{task['id']}"
+    ack = first_client.call("subscribe", {"channel": channel})
+    first_client.wait_for(lambda c: len([p for p in c.publications(channel)
+                                         if p["type"] == "task.progress"]) >= 2)
+    first_client.close()
+    seen = first_client.publications(channel)
+    last = seen[-1]
+    time.sleep(1.0)  # the task moves on while nobody listens
+    second = hub.client("alice")
+    rec = second.call("subscribe", {"channel": channel,
+                                    "since": {"offset": last["offset"], "epoch": ack["epoch"]}})
+    assert rec["recovered"] is True
+    assert rec["publications"], "the task published while we were away"
+    assert rec["publications"][0]["offset"] == last["offset"] + 1
+    second.wait_for(lambda c: any(p["type"] == "task.succeeded"
+                                  for p in c.publications(channel) + rec["publications"]),
+                    what="the end of the task")
+    merged = {p["offset"]: p for p in seen + rec["publications"] + second.publications(channel)}
+    offsets = sorted(merged)  # from the first publication after the subscription
+    assert offsets == list(range(offsets[0], offsets[-1] + 1))
+    assert merged[offsets[-1]]["type"] == "task.succeeded"
