@@ -9,9 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
+from hub.config import load_config
 from hub.embedded import free_port
-from tests.support.stack import ROOT, Stack, close_all
+from hub.launcher import stop
+from tests.support.stack import ROOT, LiveClient, Stack, close_all, wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -24,19 +27,26 @@ UWSGI = Path(sys.executable).parent / "uwsgi"  # pyuwsgi's console script
 FINAL = {"task.succeeded", "task.failed", "task.cancelled"}
 
 
+def start_uwsgi(workdir: Path, env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+    """uWSGI with deploy/uwsgi.ini, logging to workdir/<name>.log, in its own session so
+    that stopping its process group stops master, worker and router alike."""
+    log = open(workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+    try:
+        return subprocess.Popen([str(UWSGI), "--ini", str(ROOT / "deploy" / "uwsgi.ini")],
+                                cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    finally:
+        log.close()
+
+
 class UwsgiStack(Stack):
     """A Stack whose web role is uWSGI with deploy/uwsgi.ini instead of `run.py web`."""
 
     def start_role(self, role: str) -> None:
-        if role != "web":
+        if role == "web":
+            self.processes["web"] = start_uwsgi(self.workdir, self.env(), "web")
+        else:
             super().start_role(role)
-            return
-        log = open(self.workdir / "web.log", "ab")  # noqa: SIM115 - closed with the process
-        # Its own session: stop() kills the process group, master, worker and router alike.
-        self.processes["web"] = subprocess.Popen(
-            [str(UWSGI), "--ini", str(ROOT / "deploy" / "uwsgi.ini")], cwd=self.workdir,
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
 
     def start(self) -> "UwsgiStack":
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -57,7 +67,6 @@ def uwsgi_stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     # Its own Redis database, apart from the eventlet/gevent stacks' (1, 2, ...).
     url = f"{redis_url.rsplit('/', 1)[0]}/12"
     workdir = tmp_path_factory.mktemp("stack-uwsgi")
-    # The ini sets the mode; a wrong one inherited from the environment must not matter.
     stack = UwsgiStack("gevent", f"sqlite:///{workdir / 'hub.db'}", url, workdir, beat=False)
     try:
         yield stack.start()
@@ -126,3 +135,51 @@ def test_recovery_after_a_disconnect_under_uwsgi(hub: Stack) -> None:
     offsets = sorted(merged)  # from the first publication after the subscription
     assert offsets == list(range(offsets[0], offsets[-1] + 1))
     assert merged[offsets[-1]]["type"] == "task.succeeded"
+
+
+def test_the_config_accepts_gevent_uwsgi() -> None:
+    assert load_config({"HUB_ASYNC_MODE": "gevent_uwsgi"})["HUB_ASYNC_MODE"] == "gevent_uwsgi"
+
+
+@pytest.fixture
+def gevent_uwsgi_hub(hub: Stack) -> Iterator[str]:
+    """A second web process of the same hub (same Redis, database and worker), under uWSGI
+    in Flask-SocketIO's gevent_uwsgi mode; yields its base URL."""
+    port = free_port()
+    env = {**hub.env(), "HUB_PORT": str(port), "HUB_ASYNC_MODE": "gevent_uwsgi"}
+    process = start_uwsgi(hub.workdir, env, "web-gevent-uwsgi")
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError((hub.workdir / "web-gevent-uwsgi.log").read_text()[-4000:])
+        try:
+            return requests.get(f"{url}/readyz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(ready, 60, interval=0.2, what="the gevent_uwsgi hub to be ready")
+        yield url
+    finally:
+        stop({"web-gevent-uwsgi": process})
+
+
+def test_gevent_uwsgi_mode_serves_long_polling(hub: Stack, gevent_uwsgi_hub: str) -> None:
+    # The pyuwsgi wheel has no SSL, so uWSGI's own websocket handshake is out: long-polling.
+    client = LiveClient(gevent_uwsgi_hub, {"token": hub.token("alice")})
+    client.sio.connect(gevent_uwsgi_hub, auth=client.auth, transports=["polling"],
+                       wait_timeout=10)
+    hub.clients.append(client)
+    task = hub.submit("alice", steps=3, delay=0.1)
+    channel = f"task:{task['id']}"
+    first = client.call("subscribe", {"channel": channel})
+    early = client.call("subscribe", {"channel": channel,
+                                      "since": {"offset": 0, "epoch": first["epoch"]}})
+    assert first["ok"] and early["recovered"], (first, early)
+    client.wait_for(lambda c: any(p["type"] in FINAL for p in c.publications(channel)),
+                    what="the end of the task")
+    merged = {p["offset"]: p for p in early["publications"] + client.publications(channel)}
+    kinds = [merged[k]["type"] for k in sorted(merged)]
+    assert kinds[:2] == ["task.queued", "task.started"] and kinds[-1] == "task.succeeded"
+    assert client.sio.transport() == "polling"
