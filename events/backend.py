@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from events.wire import envelope
+
 Envelope = dict[str, Any]
 # Delivers one publication to the Socket.IO room of its channel.
 Deliver = Callable[[str, Envelope, str], None]
@@ -74,10 +76,6 @@ class HistoryBackend(ABC):
         return True
 
 
-def complete(position: Position, tail: str) -> str:
-    return f'{{"offset":{position.offset},"epoch":"{position.epoch}",{tail}'
-
-
 class MemoryBackend(HistoryBackend):
     """One-process history for unit tests and the threading development mode."""
 
@@ -96,7 +94,7 @@ class MemoryBackend(HistoryBackend):
         with self._lock:
             epoch, offset, log = self._state(channel)
             position = Position(offset + 1, epoch)
-            encoded = complete(position, tail)
+            encoded = envelope(position.offset, position.epoch, tail)
             log.append(encoded)
             self._channels[channel] = (epoch, position.offset, log)
         if self.deliver is not None:
@@ -109,7 +107,7 @@ class MemoryBackend(HistoryBackend):
             if offset > 0:
                 return None
             position = Position(1, epoch)
-            encoded = complete(position, tail)
+            encoded = envelope(position.offset, position.epoch, tail)
             log.append(encoded)
             self._channels[channel] = (epoch, 1, log)
         if self.deliver is not None:

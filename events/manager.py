@@ -1,6 +1,5 @@
 """The web process's Socket.IO client manager: Redis message queue, ordered delivery, liveness."""
 
-import json
 import logging
 import threading
 import time
@@ -11,21 +10,11 @@ import redis
 import socketio
 
 from events.redis_backend import connect, redis_options
+from events.wire import is_probe, probe_message, probe_number, room_of
 
 log = logging.getLogger(__name__)
 
-PROBE_ROOM = "hub:probe"
-ROOM_HEAD = b'{"room":"'
 LISTEN_TIMEOUT = 5.0  # seconds without a message (probes come every second) before reconnecting
-
-
-def room_of(raw: bytes) -> str | None:
-    """The room of a publication written by events.redis_backend (its head starts with the
-    room, whose name needs no JSON escaping); None for any other queue message."""
-    if not raw.startswith(ROOM_HEAD):
-        return None
-    end = raw.find(b'"', len(ROOM_HEAD))
-    return raw[len(ROOM_HEAD):end].decode() if end > 0 else None
 
 
 class HubRedisManager(socketio.RedisManager):
@@ -141,12 +130,8 @@ class HubRedisManager(socketio.RedisManager):
             yield data
 
     def _handle_emit(self, message: dict[str, Any]) -> None:
-        if message.get("room") == PROBE_ROOM:
-            if message.get("host_id") != self.probe_id:
-                return  # another web process's probe (several share the queue channel)
-            number = message["data"][0] if isinstance(message.get("data"), list) else 0
-            if isinstance(number, int) and number > self.heard:
-                self.heard = number
+        if is_probe(message):
+            self.heard = max(self.heard, probe_number(message, self.probe_id))
             return
         room = message.get("room")
         with self.delivery_lock:  # membership is settled only under the lock
@@ -171,13 +156,8 @@ class HubRedisManager(socketio.RedisManager):
         while True:
             number += 1
             self.last_number = number
-            probe = json.dumps({
-                "method": "emit", "event": "hub.probe", "data": [number], "namespace": "/",
-                "room": PROBE_ROOM, "skip_sid": None, "callback": None,
-                "host_id": self.probe_id,
-            })
             try:
-                self._probe_client.publish(self.channel, probe)
+                self._probe_client.publish(self.channel, probe_message(number, self.probe_id))
                 self.sent = [*self.sent[-9:], (number, time.monotonic())]
             except redis.RedisError:
                 self.failed_after = number

@@ -1,6 +1,5 @@
 """publish(): the one way anything reaches a client."""
 
-import json
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -9,6 +8,7 @@ from flask import current_app
 
 from events.backend import Envelope, HistoryBackend, Position, Recovery
 from events.channels import is_valid_channel, room
+from events.wire import envelope_tail
 
 
 class PublishError(ValueError):
@@ -77,7 +77,7 @@ class Publisher:
             "ts": now_iso(), "trace_id": trace_id or secrets.token_hex(8),
         }
         try:
-            tail = json.dumps(body, separators=(",", ":"), ensure_ascii=False)[1:]
+            tail = envelope_tail(body)
         except (TypeError, ValueError) as exc:
             raise PublishError("invalid", f"data is not JSON: {exc}") from exc
         if len(tail.encode()) > self.max_bytes:

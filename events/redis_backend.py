@@ -4,12 +4,12 @@ One Lua script assigns the offset, stores the publication and PUBLISHes it in
 python-socketio's message-queue format. Doing all three in one step keeps
 offsets in delivery order across every publishing process, and a Redis error
 surfaces to the caller instead of being dropped the way the stock emitter does
-while Redis is down.
+while Redis is down. The message's bytes (envelope, queue head and close) come
+from events.wire; the script only splices them, inside Redis.
 """
 
 import json
 import os
-from functools import lru_cache
 from typing import Any
 
 import redis
@@ -18,22 +18,25 @@ from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from events.backend import Entry, HistoryBackend, Position, Recovery, new_epoch
+from events.wire import lua_envelope, lua_queue_message, queue_head
 
-APPEND = """
+# ARGV: epoch for a new channel, envelope tail, history size, ttl, queue channel ('': none),
+# queue head (events.wire.queue_head).
+APPEND = f"""
 if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
   redis.call('DEL', KEYS[2])
 end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
-local env = '{"offset":' .. offset .. ',"epoch":"' .. epoch .. '",' .. ARGV[2]
+local env = {lua_envelope("offset", "epoch", "ARGV[2]")}
 redis.call('RPUSH', KEYS[2], env)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 if ARGV[5] ~= '' then
-  redis.call('PUBLISH', ARGV[5], ARGV[6] .. env .. ']}')
+  redis.call('PUBLISH', ARGV[5], {lua_queue_message("ARGV[6]", "env")})
 end
-return {offset, epoch}
+return {{offset, epoch}}
 """
 
 # APPEND, refused while the channel has a publication (its offset is past 0): atomic in
@@ -101,18 +104,6 @@ def connect(url: str, timeout: float | None = None, retries: int = 2) -> "redis.
     return redis.Redis.from_url(url, **redis_options(timeout, retries))
 
 
-@lru_cache(maxsize=4096)  # a channel publishes a handful of event types, often in a row
-def mq_prefix(event_type: str, room: str, host_id: str) -> str:
-    """The head of a python-socketio message-queue 'emit' message; the envelope follows."""
-    # The room comes first, so a listener can pass over a publication for a room it has no
-    # member in without parsing it (events.manager.room_of).
-    head = {
-        "room": room, "method": "emit", "event": event_type, "binary": False,
-        "namespace": "/", "skip_sid": None, "callback": None, "host_id": host_id,
-    }
-    return json.dumps(head, separators=(",", ":"))[:-1] + ',"data":['
-
-
 class RedisBackend(HistoryBackend):
     def __init__(
         self, client: "redis.Redis", size: int, ttl: int, mq_channel: str, prefix: str = "hub"
@@ -131,7 +122,7 @@ class RedisBackend(HistoryBackend):
 
     def _argv(self, room: str, event_type: str, tail: str) -> list[Any]:
         return [new_epoch(), tail, self.size, self.ttl, self.mq_channel,
-                mq_prefix(event_type, room, self.host_id)]
+                queue_head(event_type, room, self.host_id)]
 
     def append(self, channel: str, room: str, event_type: str, tail: str) -> Position:
         offset, epoch = self._append(keys=self._keys(channel),

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from events import Position, Publisher, PublishError, RedisBackend
-from events.manager import room_of
+from events.wire import room_of
 
 pytestmark = pytest.mark.integration
 

@@ -3,8 +3,9 @@ own scan does, and a disconnect touches only the leaving client's rooms."""
 
 import socketio
 
-from events.manager import HubRedisManager, room_of
-from events.redis_backend import mq_prefix
+from events.manager import HubRedisManager
+from events.wire import queue_head as mq_prefix
+from events.wire import room_of
 
 
 def scripted(manager: socketio.Manager) -> dict[object, dict[object, dict[str, str]]]:
