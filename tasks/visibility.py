@@ -45,10 +45,12 @@ def refresh_period(stall_seconds: float, visibility_timeout: float) -> float:
 
 def transport_options(stall_seconds: float, visibility_timeout: float) -> dict[str, Any]:
     """The Redis transport's restore settings: a sweep every `interval` seconds (kombu's
-    default is every 10 x 10 s), each one scanning (throttle 1). Harmless to other brokers."""
+    default is every 10 x 10 s), each one scanning (throttle 1). The sweep's lock expires
+    after one interval, not kombu's 5 minutes: a worker killed mid-sweep would otherwise
+    keep every other worker from restoring anything that long. Harmless to other brokers."""
     interval = max(1.0, min(stall_seconds, visibility_timeout) / 6)
     return {"visibility_timeout": visibility_timeout, "unacked_restore_interval": interval,
-            "unacked_restore_throttle": 1}
+            "unacked_restore_throttle": 1, "unacked_mutex_expire": interval}
 
 
 def check_layout() -> None:

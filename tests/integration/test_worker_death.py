@@ -49,9 +49,16 @@ def wait_progress(client: LiveClient, task_id: str, at_least: int) -> None:
                     timeout=60, what=f"task {task_id} to reach step {at_least}")
 
 
-def wait_end(client: LiveClient, task_id: str, timeout: float = 120) -> None:
-    client.wait_for(lambda c: any(p["type"] in FINAL for p in c.publications(f"task:{task_id}")),
-                    timeout=timeout, what=f"the end of {task_id}")
+def wait_end(client: LiveClient, task_id: str, timeout: float = 120,
+             stack: Stack | None = None) -> None:
+    try:
+        client.wait_for(
+            lambda c: any(p["type"] in FINAL for p in c.publications(f"task:{task_id}")),
+            timeout=timeout, what=f"the end of {task_id}")
+    except AssertionError as exc:
+        seen = [p["type"] for p in client.publications(f"task:{task_id}")]
+        logs = "" if stack is None else f"\nworker log:\n{stack.logs('worker')}"
+        raise AssertionError(f"{exc}; seen {seen}{logs}") from exc
 
 
 def pool_children(pid: int) -> list[int]:
@@ -84,7 +91,7 @@ def test_a_killed_worker_is_told_stalled_then_redelivered_once(death_stack: Stac
     wait_progress(client, task["id"], 3)
     stack.stop_role("worker", sig=signal.SIGKILL)  # the whole process group: main and pool
     stack.start_role("worker")
-    wait_end(client, task["id"])
+    wait_end(client, task["id"], stack=stack)
     pubs = channel_history(client, task["id"], epoch)
     assert lifecycle(pubs) == ["task.queued", "task.started", "task.stalled", "task.retrying",
                                "task.started", "task.succeeded"], lifecycle(pubs)

@@ -101,8 +101,10 @@ def test_broker_settings_follow_the_stall_threshold() -> None:
     config = load_config({}, {})
     assert config["HUB_STALL_SECONDS"] == 30 and config["HUB_VISIBILITY_TIMEOUT"] == 45
     options = visibility.transport_options(30, 45)
+    # The sweep's lock lapses within an interval: a worker killed holding it must not stop
+    # every other worker's restores for kombu's default 5 minutes.
     assert options == {"visibility_timeout": 45, "unacked_restore_interval": 5.0,
-                       "unacked_restore_throttle": 1}
+                       "unacked_restore_throttle": 1, "unacked_mutex_expire": 5.0}
     assert visibility.refresh_period(30, 45) == 10
     small = load_config({"HUB_STALL_SECONDS": "3"}, {})
     assert small["HUB_VISIBILITY_TIMEOUT"] == 4.5
