@@ -13,6 +13,7 @@ RUN npm ci --no-audit --no-fund --loglevel=error \
  && cp node_modules/socket.io-client/dist/socket.io.esm.min.js vendor/socket.io.esm.min.js \
  && cp node_modules/socket.io-client/dist/socket.io.min.js vendor/socket.io.min.js \
  && cp node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+       node_modules/swagger-ui-dist/swagger-ui-standalone-preset.js \
        node_modules/swagger-ui-dist/swagger-ui.css vendor/swagger-ui/ \
  && touch vendor/.installed
 

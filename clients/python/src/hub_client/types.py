@@ -94,8 +94,10 @@ class Token(TypedDict):
 class Schedule(TypedDict):
     entry: str
     task: str
+    kind: str  # "interval" or "crontab"
     schedule: str
     every_seconds: float | None
+    crontab: dict[str, str] | None
     last_run: str | None
     last_state: str | None
     last_task_id: str | None
