@@ -183,3 +183,37 @@ def test_gevent_uwsgi_mode_serves_long_polling(hub: Stack, gevent_uwsgi_hub: str
     kinds = [merged[k]["type"] for k in sorted(merged)]
     assert kinds[:2] == ["task.queued", "task.started"] and kinds[-1] == "task.succeeded"
     assert client.sio.transport() == "polling"
+
+
+HUB_JS_CONNECT = """async (token) => {
+  const { connect } = await import("/static/hub.js");
+  window.seen = [];
+  window.testClient = connect({ token });
+  window.testClient.socket.onAny((event) => window.seen.push(event));
+}"""
+
+
+@pytest.mark.browser
+def test_hub_js_in_a_browser_over_a_uwsgi_websocket(hub: Stack) -> None:
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(hub.base_url + "/")
+            page.evaluate(HUB_JS_CONNECT, hub.token("carol"))
+            page.wait_for_function("() => window.testClient.status === 'connected'",
+                                   timeout=30_000)
+            transport = page.evaluate("() => window.testClient.socket.io.engine.transport.name")
+            assert transport == "websocket"
+            hub.submit("carol", steps=2, delay=0)
+            # The end reaches carol's personal channel, which hub.js joins on connect.
+            page.wait_for_function("() => window.seen.includes('task.succeeded')",
+                                   timeout=30_000)
+        finally:
+            browser.close()
